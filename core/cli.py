@@ -1,0 +1,163 @@
+"""The ``interlink`` command: serve, migrate, manage tenants, inspect connectors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from interlink import __version__
+
+__all__ = ["main"]
+
+
+def _runtime() -> Any:
+    from interlink.runtime import Runtime
+
+    return Runtime.start()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="interlink")
+def main() -> None:
+    """Interlink: connect third-party services to your platform."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=1, show_default=True, type=int, help="HTTP worker processes.")
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the API server (granian), migrating the database first."""
+    from granian import Granian
+    from granian.constants import Interfaces
+    from interlink.store.tenants import create_tenant, list_tenants
+
+    runtime = _runtime()
+    if runtime.config.embedded:
+        with runtime.engine.begin() as conn:
+            if not list_tenants(conn):
+                tenant, token = create_tenant(conn, "default")
+                click.echo(f"Created tenant 'default' ({tenant.id}). Its API token, shown only this once:")
+                click.echo(f"\n    {token}\n")
+                click.echo("Call the API with:  -H 'Authorization: Bearer <token>'")
+    for broken in runtime.registry.broken:
+        click.echo(f"warning: plugin {broken.entry_point} ({broken.distribution}) skipped: {broken.error}", err=True)
+    click.echo(f"Interlink {__version__} on http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+    click.echo(f"Database: {runtime.engine.url.render_as_string(hide_password=True)}")
+    runtime.close()
+    Granian(
+        "interlink.api.app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the database to the newest schema."""
+    from interlink.config import Config
+    from interlink.store import create_engine, migrate
+
+    config = Config.from_env()
+    engine = create_engine(config.database_url)
+    migrate(engine)
+    click.echo(f"database at the newest revision: {engine.url.render_as_string(hide_password=True)}")
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants and their API tokens."""
+
+
+@tenants.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print {tenant_id, token} as JSON.")
+def tenants_create(name: str, as_json: bool) -> None:
+    """Create a tenant and print its API token, once."""
+    from interlink.store.tenants import TenantExistsError, create_tenant
+
+    runtime = _runtime()
+    try:
+        with runtime.engine.begin() as conn:
+            tenant, token = create_tenant(conn, name)
+    except TenantExistsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"tenant_id": tenant.id, "token": token}))
+    else:
+        click.echo(f"Created tenant '{name}' ({tenant.id}). Its API token, shown only this once:\n\n    {token}\n")
+
+
+@tenants.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tenants_list(as_json: bool) -> None:
+    """List tenants (tokens are never shown again)."""
+    from interlink.store.tenants import list_tenants
+
+    runtime = _runtime()
+    with runtime.engine.connect() as conn:
+        items = list_tenants(conn)
+    if as_json:
+        click.echo(
+            json.dumps([{"tenant_id": t.id, "name": t.name, "created_at": t.created_at.isoformat()} for t in items])
+        )
+        return
+    for t in items:
+        click.echo(f"{t.id}  {t.name}  {t.created_at:%Y-%m-%d %H:%M}")
+
+
+@main.group()
+def connectors() -> None:
+    """Connector plugins."""
+
+
+@connectors.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def connectors_list(as_json: bool) -> None:
+    """Loaded connectors, and plugins that were skipped with the reason."""
+    from interlink.registry import load_registry
+
+    registry = load_registry()
+    loaded = sorted(registry.connectors.values(), key=lambda r: r.service)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "connectors": [
+                        {
+                            "service": r.service,
+                            "name": r.manifest.name,
+                            "version": r.manifest.version,
+                            "capabilities": sorted(r.manifest.capabilities),
+                            "entry_point": r.entry_point,
+                            "distribution": r.distribution,
+                            "distribution_version": r.distribution_version,
+                        }
+                        for r in loaded
+                    ],
+                    "broken": [b.as_dict() for b in registry.broken],
+                },
+                indent=2,
+            )
+        )
+        return
+    for r in loaded:
+        caps = ",".join(sorted(r.manifest.capabilities))
+        click.echo(f"{r.service:<20} {r.manifest.version:<8} {r.distribution:<24} {caps}")
+    for b in registry.broken:
+        click.echo(f"BROKEN {b.entry_point} ({b.distribution} {b.distribution_version}): {b.error}", err=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

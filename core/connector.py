@@ -1,0 +1,151 @@
+"""The connector author's contract: the base class, its context and the typed errors.
+
+A connector is a manifest plus a subclass of :class:`Connector`. The core calls the methods the
+manifest's ``capabilities`` declare (``check``, ``deliver``, ``sync``, ``handle_webhook``); each call
+gets a :class:`ConnectorContext` with the decrypted settings and the tools the connector may use.
+
+Errors are classified, as dramatiq's ``Retry`` and the Singer SDK's retriable/fatal errors are:
+
+* :class:`TransientError` -- try again later (optionally after ``delay`` seconds);
+* :class:`PermanentError` -- fail now, with a message a person can act on, naming the setting to fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import httpx
+    from interlink.manifest import Manifest
+
+__all__ = [
+    "CAPABILITIES",
+    "CheckResult",
+    "Connector",
+    "ConnectorContext",
+    "ConnectorError",
+    "PermanentError",
+    "TransientError",
+    "WebhookRequest",
+    "WebhookResult",
+]
+
+CAPABILITIES = ("check", "deliver", "sync", "handle_webhook")
+
+
+class ConnectorError(Exception):
+    """Base of the errors a connector raises on purpose; the core classifies by subclass."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.setting = setting
+        """The settings key at fault (``"apiKey"``), when the user can fix it there."""
+
+
+class TransientError(ConnectorError):
+    """The call may succeed later: a timeout, a 5xx, a 429. ``delay`` is the vendor's wish in seconds."""
+
+    def __init__(self, message: str, *, delay: float | None = None, setting: str | None = None) -> None:
+        super().__init__(message, setting=setting)
+        self.delay = delay
+
+
+class PermanentError(ConnectorError):
+    """Retrying cannot help (bad credentials, a rejected payload). ``message`` is shown to the user."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What ``check`` found: ``ok`` and a message a person can read."""
+
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """An inbound HTTP request as the vendor sent it: the raw body is what signatures cover."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """A verified webhook: the events it carries, and optionally the exact answer to give the vendor."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    response_status: int = 200
+    response_body: Any = None
+
+
+@dataclass
+class ConnectorContext:
+    """Everything a connector call may use. Connectors never read the environment or the store."""
+
+    integration_id: str
+    settings: Mapping[str, Any]
+    """Decrypted settings, validated against the manifest's schema."""
+    http: httpx.Client
+    """The HTTP client to reach the vendor with; it records every attempt and carries timeouts."""
+    logger: logging.Logger
+    state: dict[str, Any] = field(default_factory=dict)
+    """The sync state (a JSON object) saved at the last checkpoint; empty on the first run."""
+    now: Any = field(default=lambda: datetime.now(UTC))
+    """The clock, a callable returning an aware ``datetime``; tests replace it."""
+
+
+class Connector:
+    """Base class of every connector; subclass it and implement what the manifest declares.
+
+    The class is instantiated once per call with no arguments; keep no state on it between calls.
+    Methods a manifest does not declare are never called. Each default raises ``NotImplementedError``.
+    """
+
+    manifest: ClassVar[Manifest]
+    """Set by the registry when the class is registered with its manifest."""
+
+    def check(self, ctx: ConnectorContext) -> CheckResult:
+        """Make one cheap authenticated call to prove the settings work.
+
+        Return ``CheckResult(ok=True)``; raise :class:`PermanentError` naming the setting at fault
+        (``setting="apiKey"``) for bad credentials, :class:`TransientError` when the vendor is down.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement check")
+
+    def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
+        """Push one event to the vendor. Return normally on success.
+
+        ``event`` is the envelope (``id``, ``type``, ``occurred_at``, ``data``). ``idempotency_key``
+        is the same on every attempt of one event: pass it to vendors that take one.
+        Raise :class:`TransientError` (with ``delay`` from ``Retry-After``) or :class:`PermanentError`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement deliver")
+
+    def sync(self, ctx: ConnectorContext) -> Iterator[dict[str, Any]]:
+        """Pull records from the vendor, starting from ``ctx.state``; yield them as they arrive.
+
+        Yield record dicts (each with a stable ``id``), and from time to time a checkpoint
+        ``{"checkpoint": new_state}``: the core saves the records before it and the state together.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement sync")
+
+    def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
+        """Verify an inbound vendor request and parse it into events.
+
+        Raise :class:`PermanentError` naming the setting (``webhookSecret``) when verification fails.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement handle_webhook")
+
+    @classmethod
+    def implemented_capabilities(cls) -> set[str]:
+        """The capabilities whose method this class overrides."""
+        return {name for name in CAPABILITIES if getattr(cls, name) is not getattr(Connector, name)}

@@ -1,0 +1,223 @@
+"""Integration configuration: create, read, update, delete, with settings validated and secrets sealed.
+
+Used by the API and by platforms that embed the library; every function is scoped by tenant.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from interlink.errors import ConflictError, InvalidInputError, NotFoundError
+from interlink.ids import new_id
+from interlink.manifest import FieldError, Manifest
+from interlink.runtime import Runtime
+from interlink.secrets import mask_settings, merge_settings
+from interlink.store import integrations as rows
+from interlink.store.integrations import Integration, Synchronization
+from interlink.store.tenants import hash_token
+
+__all__ = [
+    "IntegrationChanges",
+    "NewIntegration",
+    "create_integration",
+    "delete_integration",
+    "get_integration",
+    "list_integrations",
+    "public_view",
+    "regenerate_inbound_key",
+    "update_integration",
+]
+
+INBOUND_KEY_SERVICES = frozenset({"custom"})
+
+
+@dataclass(frozen=True)
+class NewIntegration:
+    service: str
+    name: str | None = None
+    enabled: bool = True
+    settings: Mapping[str, Any] | None = None
+    synchronizations: list[Synchronization] | None = None
+    sync_interval: int | None = None
+
+
+@dataclass(frozen=True)
+class IntegrationChanges:
+    """A PUT: ``None`` leaves a field as it is; settings merge key by key."""
+
+    name: str | None = None
+    enabled: bool | None = None
+    settings: Mapping[str, Any] | None = None
+    synchronizations: list[Synchronization] | None = None
+    sync_interval: int | None = None
+    service: str | None = None
+
+
+def _manifest(runtime: Runtime, service: str, pointer: str = "/service") -> Manifest:
+    registered = runtime.registry.get(service)
+    if registered is None:
+        known = ", ".join(sorted(runtime.registry.connectors)) or "none"
+        raise InvalidInputError([FieldError(pointer, "enum", f"unknown service '{service}'; available: {known}")])
+    return registered.manifest
+
+
+def _check_synchronizations(manifest: Manifest, syncs: list[Synchronization]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    seen: set[str] = set()
+    accepted = ", ".join(e.event_type for e in manifest.sync_events)
+    for i, sync in enumerate(syncs):
+        pointer = f"/synchronizations/{i}/eventType"
+        if not manifest.accepts_event(sync.event_type):
+            errors.append(
+                FieldError(
+                    pointer,
+                    "enum",
+                    f"{manifest.service} does not accept event type '{sync.event_type}'; accepted: {accepted}",
+                )
+            )
+        if sync.event_type in seen:
+            errors.append(FieldError(pointer, "uniqueItems", f"event type '{sync.event_type}' is listed twice"))
+        seen.add(sync.event_type)
+    return errors
+
+
+def _check_interval(interval: int | None) -> list[FieldError]:
+    if interval is not None and interval < 60:
+        return [FieldError("/sync_interval", "minimum", "'sync_interval' must be at least 60 seconds")]
+    return []
+
+
+def create_integration(runtime: Runtime, tenant_id: str, new: NewIntegration) -> Integration:
+    """Validate and store a new integration; raise :class:`InvalidInputError` with every problem."""
+    manifest = _manifest(runtime, new.service)
+    settings = dict(new.settings or {})
+    syncs = list(new.synchronizations or [])
+    errors = manifest.validate_settings(settings) + _check_synchronizations(manifest, syncs)
+    errors += _check_interval(new.sync_interval)
+    if errors:
+        raise InvalidInputError(errors)
+    now = datetime.now(UTC)
+    integration = Integration(
+        id=new_id("int"),
+        tenant_id=tenant_id,
+        service=manifest.service,
+        name=new.name or manifest.name,
+        enabled=new.enabled,
+        settings=runtime.keyring.seal(settings, manifest.secret_keys),
+        status="connected",
+        created_at=now,
+        updated_at=now,
+        synchronizations=syncs,
+        sync_interval=new.sync_interval,
+    )
+    with runtime.engine.begin() as conn:
+        rows.insert_integration(conn, integration)
+    return integration
+
+
+def get_integration(runtime: Runtime, tenant_id: str, integration_id: str) -> Integration:
+    with runtime.engine.connect() as conn:
+        integration = rows.get_integration(conn, tenant_id, integration_id)
+    if integration is None:
+        raise NotFoundError(f"integration '{integration_id}' not found")
+    return integration
+
+
+def list_integrations(
+    runtime: Runtime,
+    tenant_id: str,
+    *,
+    service: str | None = None,
+    status: str | None = None,
+    query: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Integration]:
+    with runtime.engine.connect() as conn:
+        return rows.list_integrations(
+            conn, tenant_id, service=service, status=status, query=query, limit=limit, offset=offset
+        )
+
+
+def update_integration(
+    runtime: Runtime, tenant_id: str, integration_id: str, changes: IntegrationChanges
+) -> Integration:
+    """Apply a PUT: merge settings (a masked or omitted secret keeps its value) and revalidate all."""
+    with runtime.engine.begin() as conn:
+        current = rows.get_integration(conn, tenant_id, integration_id)
+        if current is None:
+            raise NotFoundError(f"integration '{integration_id}' not found")
+        manifest = _manifest(runtime, current.service)
+        errors: list[FieldError] = []
+        if changes.service is not None and changes.service != current.service:
+            errors.append(FieldError("/service", "const", "'service' cannot be changed; create a new integration"))
+        settings = runtime.keyring.open(current.settings, manifest.secret_keys)
+        if changes.settings is not None:
+            settings = merge_settings(settings, changes.settings)
+        syncs = current.synchronizations if changes.synchronizations is None else changes.synchronizations
+        errors += manifest.validate_settings(settings) + _check_synchronizations(manifest, syncs)
+        errors += _check_interval(changes.sync_interval)
+        if errors:
+            raise InvalidInputError(errors)
+        current.settings = runtime.keyring.seal(settings, manifest.secret_keys)
+        current.synchronizations = list(syncs)
+        current.name = changes.name if changes.name is not None else current.name
+        current.enabled = changes.enabled if changes.enabled is not None else current.enabled
+        if changes.sync_interval is not None:
+            current.sync_interval = changes.sync_interval
+        current.updated_at = datetime.now(UTC)
+        rows.update_integration(conn, current)
+    return current
+
+
+def delete_integration(runtime: Runtime, tenant_id: str, integration_id: str) -> None:
+    with runtime.engine.begin() as conn:
+        if not rows.delete_integration(conn, tenant_id, integration_id):
+            raise NotFoundError(f"integration '{integration_id}' not found")
+
+
+def regenerate_inbound_key(runtime: Runtime, tenant_id: str, integration_id: str) -> str:
+    """A new inbound key for a ``custom`` integration, returned once; the old one stops working at once."""
+    with runtime.engine.begin() as conn:
+        current = rows.get_integration(conn, tenant_id, integration_id)
+        if current is None:
+            raise NotFoundError(f"integration '{integration_id}' not found")
+        if current.service not in INBOUND_KEY_SERVICES:
+            raise ConflictError(
+                f"only custom integrations have an inbound API key; '{integration_id}' is {current.service}"
+            )
+        key = "ik_" + secrets.token_urlsafe(32)
+        current.inbound_key_hash = hash_token(key)
+        current.updated_at = datetime.now(UTC)
+        rows.update_integration(conn, current)
+    return key
+
+
+def public_view(runtime: Runtime, integration: Integration, *, with_stats: bool = False) -> dict[str, Any]:
+    """The integration as the API shows it: secrets masked, status as the tenant sees it."""
+    registered = runtime.registry.get(integration.service)
+    secret_keys = registered.manifest.secret_keys if registered else frozenset(integration.settings)
+    view: dict[str, Any] = {
+        "id": integration.id,
+        "type": integration.service,
+        "service": integration.service,
+        "name": integration.name,
+        "enabled": integration.enabled,
+        "status": integration.effective_status,
+        "last_synced_at": integration.last_synced_at,
+        "error_message": integration.error_message,
+        "settings": mask_settings(integration.settings, secret_keys),
+        "synchronizations": [{"event_type": s.event_type, "enabled": s.enabled} for s in integration.synchronizations],
+        "sync_interval": integration.sync_interval
+        or (registered.manifest.default_sync_interval if registered else None),
+        "has_inbound_key": integration.inbound_key_hash is not None,
+        "created_at": integration.created_at,
+        "updated_at": integration.updated_at,
+    }
+    if with_stats:
+        view["sync_stats"] = {"events_last_24h": 0, "events_total": 0, "earliest_event_at": None}
+    return view

@@ -1,0 +1,39 @@
+"""The runtime: configuration, database engine, key ring and connector registry, built once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from interlink.config import Config
+from interlink.registry import ConnectorRegistry, load_registry
+from interlink.secrets import KeyRing
+from interlink.store import create_engine, migrate
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    """Everything a request or a job needs, passed explicitly (no import-time globals)."""
+
+    config: Config
+    engine: sa.Engine
+    keyring: KeyRing
+    registry: ConnectorRegistry
+
+    @classmethod
+    def start(cls, config: Config | None = None, *, registry: ConnectorRegistry | None = None) -> Runtime:
+        """Build the runtime from ``config`` (default: the environment) and migrate the database."""
+        config = config or Config.from_env()
+        engine = create_engine(config.database_url)
+        migrate(engine)
+        return cls(
+            config=config,
+            engine=engine,
+            keyring=KeyRing.load(config.secret_keys, config.data_dir),
+            registry=registry if registry is not None else load_registry(),
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()
