@@ -1,0 +1,1 @@
+"""The built-in connectors, one package per service, each registered by its own entry point."""
