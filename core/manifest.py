@@ -159,7 +159,8 @@ def _check_settings_schema(schema: Mapping[str, Any]) -> list[FieldError]:
         if key not in props
     ]
     for key, prop in props.items():
-        if "default" in prop and Draft202012Validator(prop).is_valid(prop["default"]) is False:
+        checker = Draft202012Validator.FORMAT_CHECKER
+        if "default" in prop and not Draft202012Validator(prop, format_checker=checker).is_valid(prop["default"]):
             errors.append(FieldError(f"/settings/properties/{key}/default", "default", "default breaks its own schema"))
     return errors
 
@@ -198,7 +199,8 @@ def _field_error(error: ValidationError, base: str) -> FieldError:
         extras = [k for k in (error.instance or {}) if k not in schema.get("properties", {})]
         extra = extras[0] if extras else "?"
         hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
-        return FieldError(_pointer(base, [*path, extra]), rule, f"'{extra}' is not a known setting{hint}")
+        noun = "setting" if base else "field"
+        return FieldError(_pointer(base, [*path, extra]), rule, f"'{extra}' is not a known {noun}{hint}")
     messages = {
         "type": f"'{name}' must be of type {value}",
         "enum": f"'{name}' must be one of: {', '.join(map(str, value)) if isinstance(value, list) else value}",

@@ -57,7 +57,7 @@ SECRETS = {
     "google_play": {"serviceAccountJson"},
     "klaviyo": {"apiKey", "webhookSecret"},
     "warehouse": {"dsn", "serviceAccountJson", "privateKey"},
-    "custom": {"authorizationHeader", "signingSecret"},
+    "custom": {"authorizationHeader"},
 }
 
 SEED_KLAVIYO_SETTINGS = {"apiKey": "pk_xxx..."}
