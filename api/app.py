@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlink import __version__
-from interlink.api.auth import provide_tenant, require_tenant
-from interlink.api.controllers.health import health
-from interlink.api.controllers.integrations import IntegrationController
-from interlink.api.errors import EXCEPTION_HANDLERS
-from interlink.runtime import Runtime
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+
+from interlink import __version__
+from interlink.api.auth import provide_tenant, require_tenant
+from interlink.api.controllers.health import health
+from interlink.api.controllers.integrations import IntegrationController
+from interlink.api.errors import EXCEPTION_HANDLERS
+from interlink.runtime import Runtime
 
 __all__ = ["create_app"]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from interlink.runtime import Runtime
-from interlink.store.tenants import Tenant, tenant_by_token
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
+
+from interlink.runtime import Runtime
+from interlink.store.tenants import Tenant, tenant_by_token
 
 __all__ = ["provide_tenant", "require_tenant"]
 

@@ -10,14 +10,17 @@ import logging
 import re
 from typing import Any
 
-from interlink.errors import ConflictError, InvalidInputError, NotFoundError
-from interlink.manifest import FieldError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-__all__ = ["EXCEPTION_HANDLERS", "problem"]
+from interlink.api.schemas import Problem
+from interlink.errors import ConflictError, InvalidInputError, NotFoundError
+from interlink.manifest import FieldError
+
+__all__ = ["EXCEPTION_HANDLERS", "problem", "problem_responses"]
 
 log = logging.getLogger("interlink.api")
 
@@ -54,6 +57,14 @@ def problem(
     if errors is not None:
         body["errors"] = [e.as_dict() for e in errors]
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problem+json answers a route can give (401 and 422 on every ``/v1`` route)."""
+    return {
+        status: ResponseSpec(data_container=Problem, description=_TITLES[status], media_type=PROBLEM_JSON)
+        for status in sorted({401, 422, *statuses})
+    }
 
 
 def _key_to_pointer(key: str) -> str:

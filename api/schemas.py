@@ -22,6 +22,7 @@ __all__ = [
     "IntegrationEnvelope",
     "IntegrationList",
     "IntegrationUpdate",
+    "Problem",
     "SyncStats",
     "SynchronizationIn",
     "SynchronizationOut",
@@ -158,3 +159,19 @@ class Health(Struct):
     status: Annotated[str, Meta(examples=["ok"])]
     version: Annotated[str, Meta(examples=["0.1.0"])]
     database: Annotated[str, Meta(examples=["sqlite"])]
+
+
+class ProblemFieldError(Struct):
+    pointer: Annotated[str, Meta(examples=["/settings/apiKey"])]
+    rule: Annotated[str, Meta(examples=["required"])]
+    message: Annotated[str, Meta(examples=["'apiKey' is required"])]
+
+
+class Problem(Struct, omit_defaults=True):
+    """An error, as RFC 9457 problem details; validation errors list each field at fault."""
+
+    type: Annotated[str, Meta(examples=["about:blank"])]
+    title: Annotated[str, Meta(examples=["Unprocessable Content"])]
+    status: Annotated[int, Meta(examples=[422])]
+    detail: Annotated[str, Meta(examples=["the request breaks one or more rules"])]
+    errors: list[ProblemFieldError] | UnsetType = UNSET

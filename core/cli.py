@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 import click
+
 from interlink import __version__
 
 __all__ = ["main"]
@@ -32,6 +33,7 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run the API server (granian), migrating the database first."""
     from granian import Granian
     from granian.constants import Interfaces
+
     from interlink.store.tenants import create_tenant, list_tenants
 
     runtime = _runtime()

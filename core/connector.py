@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import httpx
+
     from interlink.manifest import Manifest
 
 __all__ = [

@@ -190,7 +190,9 @@ def _field_error(error: ValidationError, base: str) -> FieldError:
     value = error.validator_value
     path = list(error.absolute_path)
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    name = str(path[-1]) if path else "value"
+    name = "value" if not path else str(path[-1])
+    if len(path) >= 2 and isinstance(path[-1], int):
+        name = f"{path[-2]}[{path[-1]}]"
     if rule == "required":
         missing = error.message.split("'")[1] if "'" in error.message else "?"
         return FieldError(_pointer(base, [*path, missing]), rule, f"'{missing}' is required")

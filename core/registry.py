@@ -1,6 +1,7 @@
 """Plugin discovery (`interlink.registry`): one loading path for built-in and third-party connectors.
 
-Each entry point of the ``interlink`` group is loaded on its own, in a stable order, inside its own
+Each entry point of the ``interlink`` group is loaded on its own, in a stable order (the built-ins of
+the ``interlink`` distribution first, then by entry point name), inside its own
 ``try``: a plugin that fails to import, registers something invalid, or claims a service id already
 taken is recorded as a :class:`BrokenPlugin` and skipped. Nothing a plugin does can stop the server.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+
 from interlink import hookspecs
 from interlink.connector import Connector
 from interlink.manifest import Manifest, ManifestError, load_manifest
@@ -26,6 +28,8 @@ from interlink.manifest import Manifest, ManifestError, load_manifest
 __all__ = ["BrokenPlugin", "ConnectorRegistry", "Register", "RegisteredConnector", "load_registry"]
 
 log = logging.getLogger(__name__)
+
+CORE_DISTRIBUTION = "interlink"
 
 
 class PluginError(Exception):
@@ -137,7 +141,7 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None) -> 
     candidates = entry_points if entry_points is not None else metadata.entry_points(group="interlink")
     allow = _env_list("INTERLINK_PLUGINS_ALLOW")
     block = _env_list("INTERLINK_PLUGINS_BLOCK") or set()
-    for ep in sorted(candidates, key=lambda e: (e.name, e.value)):
+    for ep in sorted(candidates, key=_load_order):
         if (allow is not None and ep.name not in allow) or ep.name in block:
             continue
         _load_one(registry, ep)
@@ -155,6 +159,11 @@ def _load_one(registry: ConnectorRegistry, ep: metadata.EntryPoint) -> None:
         pm.hook.register_connectors(register=register)
     except Exception as exc:  # a plugin must never take the server down
         register._report(f"{type(exc).__name__}: {exc}")
+
+
+def _load_order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:
+    """Our own built-ins first, so no package can take a built-in's service id; then by name."""
+    return (_distribution_of(ep)[0] != CORE_DISTRIBUTION, ep.name, ep.value)
 
 
 def _distribution_of(ep: metadata.EntryPoint) -> tuple[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+
 from interlink.config import Config
 from interlink.registry import ConnectorRegistry, load_registry
 from interlink.secrets import KeyRing

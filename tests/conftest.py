@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from litestar.testing import TestClient
+
 from interlink.api import create_app
 from interlink.config import Config
 from interlink.runtime import Runtime
 from interlink.store.tenants import create_tenant
-from litestar.testing import TestClient
 
 PG_ADMIN_URL = os.environ.get("INTERLINK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from litestar.testing import TestClient
+
 from interlink.runtime import Runtime
 from interlink.secrets import MASK
 from interlink.store.tables import integrations
-from litestar.testing import TestClient
-
 from tests.conftest import make_tenant
 
 SEED_CREATE = {

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from interlink.connector import Connector, ConnectorContext, WebhookRequest
 from interlink.manifest import Manifest, ManifestError, builtin_manifest_path, load_manifest
 from interlink.registry import load_registry
@@ -278,9 +279,7 @@ def test_connector_stubs_say_they_arrive_with_the_connectors_issue(service: str)
     module = importlib.import_module(f"interlink.plugins.{service}")
     connector = getattr(module, CLASS_NAMES[service])()
     with httpx.Client() as http:
-        ctx = ConnectorContext(
-            integration_id="int_test", settings={}, http=http, logger=logging.getLogger("test")
-        )
+        ctx = ConnectorContext(integration_id="int_test", settings={}, http=http, logger=logging.getLogger("test"))
         calls = {
             "check": lambda: connector.check(ctx),
             "deliver": lambda: connector.deliver(ctx, {"id": "evt_1", "type": "order.created"}, "evt_1"),

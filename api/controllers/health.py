@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from litestar import get
+from litestar.di import NamedDependency
+
 from interlink import __version__
 from interlink.api.schemas import Health
 from interlink.runtime import Runtime
-from litestar import get
-from litestar.di import NamedDependency
 
 
 @get("/health", operation_id="getHealth", tags=["health"], sync_to_thread=True, summary="Liveness and database check")

@@ -5,19 +5,21 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
-from interlink import integrations as service
-from interlink.api import schemas
-from interlink.errors import InvalidInputError
-from interlink.manifest import FieldError
-from interlink.runtime import Runtime
-from interlink.store.integrations import Synchronization
-from interlink.store.tenants import Tenant
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
+
+from interlink import integrations as service
+from interlink.api import schemas
+from interlink.api.errors import problem_responses
+from interlink.errors import InvalidInputError
+from interlink.manifest import FieldError
+from interlink.runtime import Runtime
+from interlink.store.integrations import Synchronization
+from interlink.store.tenants import Tenant
 
 __all__ = ["IntegrationController"]
 
@@ -79,6 +81,7 @@ class IntegrationController(Controller):
     @get(
         "/available",
         operation_id="listAvailableIntegrations",
+        responses=problem_responses(),
         sync_to_thread=False,
         summary="List available integrations",
     )
@@ -90,7 +93,13 @@ class IntegrationController(Controller):
             items.append(msgspec.structs.replace(item, distribution=registered.distribution))
         return schemas.Catalogue(available=items)
 
-    @get("/", operation_id="listIntegrations", sync_to_thread=True, summary="Get all integrations")
+    @get(
+        "/",
+        operation_id="listIntegrations",
+        responses=problem_responses(),
+        sync_to_thread=True,
+        summary="Get all integrations",
+    )
     def list_all(
         self,
         runtime: NamedDependency[Runtime],
@@ -106,7 +115,13 @@ class IntegrationController(Controller):
         )
         return _page(runtime, items, page, limit)
 
-    @get("/search", operation_id="searchIntegrations", sync_to_thread=True, summary="Search integrations")
+    @get(
+        "/search",
+        operation_id="searchIntegrations",
+        responses=problem_responses(),
+        sync_to_thread=True,
+        summary="Search integrations",
+    )
     def search(
         self,
         runtime: NamedDependency[Runtime],
@@ -122,6 +137,7 @@ class IntegrationController(Controller):
     @post(
         "/",
         operation_id="createIntegration",
+        responses=problem_responses(),
         status_code=HTTP_201_CREATED,
         sync_to_thread=True,
         summary="Create integration",
@@ -156,7 +172,11 @@ class IntegrationController(Controller):
         return schemas.IntegrationEnvelope(integration=_view(runtime, integration))
 
     @get(
-        "/{integration_id:str}", operation_id="getIntegration", sync_to_thread=True, summary="Get specific integration"
+        "/{integration_id:str}",
+        operation_id="getIntegration",
+        responses=problem_responses(404),
+        sync_to_thread=True,
+        summary="Get specific integration",
     )
     def get_one(
         self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: FromPath[str]
@@ -168,6 +188,7 @@ class IntegrationController(Controller):
     @put(
         "/{integration_id:str}",
         operation_id="updateIntegration",
+        responses=problem_responses(404),
         status_code=HTTP_200_OK,
         sync_to_thread=True,
         summary="Update integration",
@@ -204,6 +225,7 @@ class IntegrationController(Controller):
     @delete(
         "/{integration_id:str}",
         operation_id="deleteIntegration",
+        responses=problem_responses(404),
         status_code=HTTP_204_NO_CONTENT,
         sync_to_thread=True,
         summary="Delete integration",
@@ -217,6 +239,7 @@ class IntegrationController(Controller):
     @post(
         "/{integration_id:str}/regenerate-key",
         operation_id="regenerateIntegrationKey",
+        responses=problem_responses(404, 409),
         status_code=HTTP_200_OK,
         sync_to_thread=True,
         summary="Regenerate API key",

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+
 from interlink.store.tables import integrations, synchronizations
 
 __all__ = [

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+
 from interlink.ids import new_id
 from interlink.store.tables import tenants
 

@@ -1,0 +1,1 @@
+"""Entry points that each break in one way; none may take the server down."""

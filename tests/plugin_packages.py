@@ -1,0 +1,31 @@
+"""Install the test connector packages into a folder, as pip would into site-packages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGES = Path(__file__).parent / "packages"
+
+
+def install_test_packages(target: Path, *names: str) -> Path:
+    """``pip install --target`` the named packages of ``tests/packages``; returns the folder."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            *(str(PACKAGES / n) for n in names),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return target
