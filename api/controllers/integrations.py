@@ -8,7 +8,7 @@ import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, QueryParameter
+from litestar.params import Body, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 
@@ -24,6 +24,9 @@ from interlink.store.tenants import Tenant
 __all__ = ["IntegrationController"]
 
 Status = Literal["connected", "error", "syncing", "disconnected"]
+IntegrationId = Annotated[
+    str, PathParameter(description="The integration's id", examples=[Example(value=schemas.EXAMPLE_ID)])
+]
 PageParam = Annotated[int, QueryParameter(ge=1, le=100_000, description="Page number, from 1")]
 LimitParam = Annotated[int, QueryParameter(ge=1, le=500, description="Items per page, 1 to 500")]
 
@@ -179,7 +182,7 @@ class IntegrationController(Controller):
         summary="Get specific integration",
     )
     def get_one(
-        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: FromPath[str]
+        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: IntegrationId
     ) -> schemas.IntegrationEnvelope:
         """One integration with its ``sync_stats``."""
         integration = service.get_integration(runtime, tenant.id, integration_id)
@@ -197,7 +200,7 @@ class IntegrationController(Controller):
         self,
         runtime: NamedDependency[Runtime],
         tenant: NamedDependency[Tenant],
-        integration_id: FromPath[str],
+        integration_id: IntegrationId,
         data: Annotated[schemas.IntegrationUpdate, Body(examples=[Example(value=UPDATE_EXAMPLE)])],
     ) -> schemas.IntegrationEnvelope:
         """Merge the changes and revalidate; a secret sent as the mask, or omitted, keeps its value."""
@@ -231,7 +234,7 @@ class IntegrationController(Controller):
         summary="Delete integration",
     )
     def remove(
-        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: FromPath[str]
+        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: IntegrationId
     ) -> None:
         """Delete the integration and its configuration."""
         service.delete_integration(runtime, tenant.id, integration_id)
@@ -245,7 +248,7 @@ class IntegrationController(Controller):
         summary="Regenerate API key",
     )
     def regenerate_key(
-        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: FromPath[str]
+        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: IntegrationId
     ) -> schemas.InboundKey:
         """For custom integrations: a new inbound API key, shown once; the previous key is invalid at once."""
         key = service.regenerate_inbound_key(runtime, tenant.id, integration_id)
