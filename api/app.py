@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from interlink import __version__
 from interlink.api.auth import provide_tenant, require_tenant
+from interlink.api.controllers.events import EventMonitorController, PublishController
 from interlink.api.controllers.health import health
 from interlink.api.controllers.integrations import IntegrationController
 from interlink.api.errors import EXCEPTION_HANDLERS
@@ -35,6 +36,8 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
     def _startup(app: Litestar) -> None:
         if app.state.get("runtime") is None:
             app.state.runtime = Runtime.start()
+        if owned and app.state.runtime.pipeline.in_process:
+            app.state.runtime.pipeline.start()  # the embedded default: deliveries run in this process
 
     def _shutdown(app: Litestar) -> None:
         if owned and app.state.get("runtime") is not None:
@@ -42,7 +45,7 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
 
     v1 = Router(
         path="/",
-        route_handlers=[IntegrationController],
+        route_handlers=[IntegrationController, EventMonitorController, PublishController],
         guards=[require_tenant],
         dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
         security=[{"BearerAuth": []}],

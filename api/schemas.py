@@ -51,6 +51,8 @@ class IntegrationCreate(Struct, forbid_unknown_fields=True):
     synchronizations: list[SynchronizationIn] = msgspec.field(default_factory=list)
     sync_interval: Annotated[int, Meta(ge=60)] | UnsetType = UNSET
     syncInterval: Annotated[int, Meta(ge=60)] | UnsetType = UNSET
+    retry_schedule: Annotated[list[Annotated[int, Meta(ge=0, le=86_400)]], Meta(max_length=20)] | UnsetType = UNSET
+    retrySchedule: Annotated[list[Annotated[int, Meta(ge=0, le=86_400)]], Meta(max_length=20)] | UnsetType = UNSET
 
 
 class IntegrationUpdate(Struct, forbid_unknown_fields=True):
@@ -64,6 +66,8 @@ class IntegrationUpdate(Struct, forbid_unknown_fields=True):
     type: str | UnsetType = UNSET
     sync_interval: Annotated[int, Meta(ge=60)] | UnsetType = UNSET
     syncInterval: Annotated[int, Meta(ge=60)] | UnsetType = UNSET
+    retry_schedule: Annotated[list[Annotated[int, Meta(ge=0, le=86_400)]], Meta(max_length=20)] | UnsetType = UNSET
+    retrySchedule: Annotated[list[Annotated[int, Meta(ge=0, le=86_400)]], Meta(max_length=20)] | UnsetType = UNSET
 
 
 class SynchronizationOut(Struct):
@@ -93,10 +97,13 @@ class Integration(Struct, omit_defaults=True):
     settings: Annotated[dict[str, Any], Meta(examples=[{"apiKey": "********"}])]
     synchronizations: list[SynchronizationOut]
     sync_interval: int | None
+    retry_schedule: Annotated[list[int], Meta(examples=[[0, 5, 300, 1800, 7200, 18000, 36000, 36000]])]
     has_inbound_key: bool
     created_at: datetime
     updated_at: datetime
     sync_stats: SyncStats | UnsetType = UNSET
+    signing_secret: Annotated[str, Meta(examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])] | UnsetType = UNSET
+    """Only in the answer to the create of a ``custom`` integration: the one time it is shown."""
 
 
 class IntegrationEnvelope(Struct):
@@ -175,3 +182,126 @@ class Problem(Struct, omit_defaults=True):
     status: Annotated[int, Meta(examples=[422])]
     detail: Annotated[str, Meta(examples=["the request breaks one or more rules"])]
     errors: list[ProblemFieldError] | UnsetType = UNSET
+
+
+# -- Events: publish and monitoring --
+
+
+class EventItem(Struct, forbid_unknown_fields=True):
+    """One domain event the platform publishes."""
+
+    type: Annotated[str, Meta(examples=["order.created"])] | UnsetType = UNSET
+    data: Annotated[Any, Meta(examples=[{"order_id": "o_1001", "total": 4200, "currency": "EUR"}])] = UNSET
+    id: Annotated[str, Meta(examples=["order-1001-created"])] | UnsetType = UNSET
+    """The platform's own id: a second publish with the same id is recognised and dropped."""
+    occurred_at: Annotated[str, Meta(examples=["2025-01-31T12:00:00Z"])] | UnsetType = UNSET
+
+
+class PublishRequest(EventItem, forbid_unknown_fields=True):
+    """One event (``type``, ``data``, ...) or a batch: ``{"events": [...]}`` with up to 1,000 events."""
+
+    events: list[EventItem] | UnsetType = UNSET
+
+
+class PublishedEvent(Struct):
+    id: Annotated[str, Meta(examples=["pub_01jd3k4m5n6p7q8r9s0t1v2w3x"])]
+    """The published event's id; every integration event it fanned out to references it as ``payload_ref``."""
+    type: Annotated[str, Meta(examples=["order.created"])]
+    external_id: str | None
+    duplicate: bool
+    deliveries: Annotated[int, Meta(examples=[2])]
+    delivery_ids: Annotated[list[str], Meta(examples=[["evt_01jd3k4m5n6p7q8r9s0t1v2w3y"]])]
+
+
+class PublishResponse(Struct):
+    events: list[PublishedEvent]
+
+
+class EventFilterRequest(Struct, forbid_unknown_fields=True):
+    """The seed's filter request; snake_case twins (``integration_id``, ``event_type``) are accepted."""
+
+    integrationId: Annotated[str, Meta(examples=["int_01jd3k4m5n6p7q8r9s0t1v2w3x"])] | UnsetType = UNSET
+    integration_id: str | UnsetType = UNSET
+    status: Annotated[str | list[str], Meta(examples=["failed"])] | UnsetType = UNSET
+    eventType: Annotated[str, Meta(examples=["order.created"])] | UnsetType = UNSET
+    event_type: str | UnsetType = UNSET
+    from_: Annotated[datetime, Meta(examples=["2025-01-01T00:00:00Z"])] | UnsetType = msgspec.field(
+        default=UNSET, name="from"
+    )
+    to: Annotated[datetime, Meta(examples=["2025-01-31T23:59:59Z"])] | UnsetType = UNSET
+    page: Annotated[int, Meta(ge=1, le=1_000_000)] = 1
+    limit: Annotated[int, Meta(ge=1, le=500)] = 50
+
+
+class RequestLog(Struct):
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: str
+    body_size: int
+
+
+class ResponseLog(Struct):
+    status_code: Annotated[int, Meta(examples=[200])]
+    headers: dict[str, str] | None
+    body: str | None
+    body_size: int | None
+
+
+class CommunicationLog(Struct):
+    """One HTTP exchange of one attempt; secrets redacted, bodies truncated (sizes are the originals)."""
+
+    attempt: Annotated[int, Meta(examples=[1])]
+    started_at: datetime
+    duration_ms: float
+    request: RequestLog
+    response: ResponseLog | None
+    error: str | None
+
+
+class EventSummary(Struct):
+    id: Annotated[str, Meta(examples=["evt_01jd3k4m5n6p7q8r9s0t1v2w3y"])]
+    integration_id: Annotated[str, Meta(examples=[EXAMPLE_ID])]
+    event_type: Annotated[str, Meta(examples=["order.created"])]
+    direction: Annotated[str, Meta(examples=["outbound"])]
+    status: Annotated[str, Meta(examples=["failed"])]
+    attempts: int
+    next_attempt_at: datetime | None
+    error: Annotated[str, Meta(examples=["HTTP 500 from example.com"])] | None
+    retry_of: str | None
+    payload_ref: Annotated[str, Meta(examples=["pub_01jd3k4m5n6p7q8r9s0t1v2w3x"])]
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+class EventDetail(EventSummary):
+    retries: list[str]
+    communication_logs: list[CommunicationLog]
+
+
+class EventPage(Struct):
+    events: list[EventSummary]
+    page: Annotated[int, Meta(examples=[1])]
+    limit: Annotated[int, Meta(examples=[50])]
+    has_more: bool
+
+
+class EventEnvelope(Struct):
+    event: EventDetail
+
+
+class Payload(Struct):
+    payload_ref: Annotated[str, Meta(examples=["pub_01jd3k4m5n6p7q8r9s0t1v2w3x"])]
+    event_type: str
+    external_id: str | None
+    occurred_at: datetime
+    size_bytes: int
+    data: Annotated[Any, Meta(examples=[{"order_id": "o_1001"}])]
+
+
+class SigningSecret(Struct):
+    """A new signing secret: shown once, stored encrypted; verify deliveries with it."""
+
+    integration_id: Annotated[str, Meta(examples=[EXAMPLE_ID])]
+    signing_secret: Annotated[str, Meta(examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])]

@@ -11,6 +11,16 @@ import platformdirs
 __all__ = ["Config"]
 
 
+def _number(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class Config:
     """Where data lives and which services to use. ``from_env`` reads the ``INTERLINK_*`` variables."""
@@ -19,6 +29,14 @@ class Config:
     database_url: str
     secret_keys: tuple[str, ...]
     broker_url: str | None
+    worker_threads: int = 8
+    """Threads of the in-process worker (embedded default) and default threads of ``interlink worker``."""
+    lease_seconds: float = 300.0
+    """How long a worker owns an event it took; past that, the reaper hands the event to another worker."""
+    redispatch_after: float = 120.0
+    """A queued event whose message has not been consumed for this long is sent again (lost messages)."""
+    reaper_interval: float = 5.0
+    """Seconds between two passes of the reaper."""
 
     @property
     def embedded(self) -> bool:
@@ -35,4 +53,8 @@ class Config:
             database_url=database_url,
             secret_keys=keys,
             broker_url=os.environ.get("INTERLINK_BROKER_URL") or None,
+            worker_threads=int(_number("INTERLINK_WORKER_THREADS", 8)),
+            lease_seconds=_number("INTERLINK_LEASE_SECONDS", 300.0),
+            redispatch_after=_number("INTERLINK_REDISPATCH_AFTER", 120.0),
+            reaper_interval=_number("INTERLINK_REAPER_INTERVAL", 5.0),
         )

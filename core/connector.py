@@ -97,11 +97,14 @@ class ConnectorContext:
     """Decrypted settings, validated against the manifest's schema."""
     http: httpx.Client
     """The HTTP client to reach the vendor with; it records every attempt and carries timeouts."""
-    logger: logging.Logger
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    """Log through this: every secret value of the integration is masked in what it writes."""
     state: dict[str, Any] = field(default_factory=dict)
     """The sync state (a JSON object) saved at the last checkpoint; empty on the first run."""
     now: Any = field(default=lambda: datetime.now(UTC))
     """The clock, a callable returning an aware ``datetime``; tests replace it."""
+    signing_secret: str | None = None
+    """The integration's own signing secret (``whsec_...``), for connectors that sign what they send."""
 
 
 class Connector:

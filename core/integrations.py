@@ -5,8 +5,9 @@ Used by the API and by platforms that embed the library; every function is scope
 
 from __future__ import annotations
 
+import base64
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from interlink.errors import ConflictError, InvalidInputError, NotFoundError
 from interlink.ids import new_id
 from interlink.manifest import FieldError, Manifest
+from interlink.pipeline.retries import DEFAULT_SCHEDULE
 from interlink.runtime import Runtime
 from interlink.secrets import mask_settings, merge_settings
 from interlink.store import integrations as rows
@@ -29,10 +31,19 @@ __all__ = [
     "list_integrations",
     "public_view",
     "regenerate_inbound_key",
+    "rotate_signing_secret",
     "update_integration",
 ]
 
+MAX_ATTEMPTS = 20
 INBOUND_KEY_SERVICES = frozenset({"custom"})
+SIGNING_SECRET_SERVICES = frozenset({"custom"})
+"""Services whose deliveries are signed with a secret Interlink generates per integration."""
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class NewIntegration:
     settings: Mapping[str, Any] | None = None
     synchronizations: list[Synchronization] | None = None
     sync_interval: int | None = None
+    retry_schedule: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,8 @@ class IntegrationChanges:
     settings: Mapping[str, Any] | None = None
     synchronizations: list[Synchronization] | None = None
     sync_interval: int | None = None
+    retry_schedule: Sequence[int] | None = None
+    """Seconds before each attempt; an empty list goes back to the default schedule."""
     service: str | None = None
 
 
@@ -85,22 +99,39 @@ def _check_synchronizations(manifest: Manifest, syncs: list[Synchronization]) ->
     return errors
 
 
+def _check_schedule(schedule: Sequence[int] | None) -> list[FieldError]:
+    if schedule is None or len(schedule) == 0:
+        return []
+    if len(schedule) > MAX_ATTEMPTS:
+        return [FieldError("/retry_schedule", "maxItems", f"'retry_schedule' allows at most {MAX_ATTEMPTS} attempts")]
+    return [
+        FieldError(f"/retry_schedule/{i}", "maximum", "each delay must be between 0 and 86400 seconds")
+        for i, delay in enumerate(schedule)
+        if not 0 <= delay <= 86_400
+    ]
+
+
 def _check_interval(interval: int | None) -> list[FieldError]:
     if interval is not None and interval < 60:
         return [FieldError("/sync_interval", "minimum", "'sync_interval' must be at least 60 seconds")]
     return []
 
 
-def create_integration(runtime: Runtime, tenant_id: str, new: NewIntegration) -> Integration:
-    """Validate and store a new integration; raise :class:`InvalidInputError` with every problem."""
+def create_integration(runtime: Runtime, tenant_id: str, new: NewIntegration) -> tuple[Integration, str | None]:
+    """Validate and store a new integration; raise :class:`InvalidInputError` with every problem.
+
+    Returns the integration and, for services that sign their deliveries, its new signing secret: the
+    only time it is shown.
+    """
     manifest = _manifest(runtime, new.service)
     settings = dict(new.settings or {})
     syncs = list(new.synchronizations or [])
     errors = manifest.validate_settings(settings) + _check_synchronizations(manifest, syncs)
-    errors += _check_interval(new.sync_interval)
+    errors += _check_interval(new.sync_interval) + _check_schedule(new.retry_schedule)
     if errors:
         raise InvalidInputError(errors)
     now = datetime.now(UTC)
+    signing_secret = new_signing_secret() if manifest.service in SIGNING_SECRET_SERVICES else None
     integration = Integration(
         id=new_id("int"),
         tenant_id=tenant_id,
@@ -113,10 +144,12 @@ def create_integration(runtime: Runtime, tenant_id: str, new: NewIntegration) ->
         updated_at=now,
         synchronizations=syncs,
         sync_interval=new.sync_interval,
+        retry_schedule=list(new.retry_schedule) if new.retry_schedule else None,
+        signing_secret=runtime.keyring.encrypt(signing_secret) if signing_secret else None,
     )
     with runtime.engine.begin() as conn:
         rows.insert_integration(conn, integration)
-    return integration
+    return integration, signing_secret
 
 
 def get_integration(runtime: Runtime, tenant_id: str, integration_id: str) -> Integration:
@@ -160,7 +193,7 @@ def update_integration(
             settings = merge_settings(settings, changes.settings)
         syncs = current.synchronizations if changes.synchronizations is None else changes.synchronizations
         errors += manifest.validate_settings(settings) + _check_synchronizations(manifest, syncs)
-        errors += _check_interval(changes.sync_interval)
+        errors += _check_interval(changes.sync_interval) + _check_schedule(changes.retry_schedule)
         if errors:
             raise InvalidInputError(errors)
         current.settings = runtime.keyring.seal(settings, manifest.secret_keys)
@@ -169,6 +202,8 @@ def update_integration(
         current.enabled = changes.enabled if changes.enabled is not None else current.enabled
         if changes.sync_interval is not None:
             current.sync_interval = changes.sync_interval
+        if changes.retry_schedule is not None:
+            current.retry_schedule = list(changes.retry_schedule) or None
         current.updated_at = datetime.now(UTC)
         rows.update_integration(conn, current)
     return current
@@ -197,6 +232,21 @@ def regenerate_inbound_key(runtime: Runtime, tenant_id: str, integration_id: str
     return key
 
 
+def rotate_signing_secret(runtime: Runtime, tenant_id: str, integration_id: str) -> str:
+    """A new signing secret for an integration whose deliveries are signed, shown once; the old one stops."""
+    with runtime.engine.begin() as conn:
+        current = rows.get_integration(conn, tenant_id, integration_id)
+        if current is None:
+            raise NotFoundError(f"integration '{integration_id}' not found")
+        if current.service not in SIGNING_SECRET_SERVICES:
+            raise ConflictError(f"{current.service} deliveries are not signed by Interlink; nothing to rotate")
+        secret = new_signing_secret()
+        current.signing_secret = runtime.keyring.encrypt(secret)
+        current.updated_at = datetime.now(UTC)
+        rows.update_integration(conn, current)
+    return secret
+
+
 def public_view(runtime: Runtime, integration: Integration, *, with_stats: bool = False) -> dict[str, Any]:
     """The integration as the API shows it: secrets masked, status as the tenant sees it."""
     registered = runtime.registry.get(integration.service)
@@ -215,6 +265,7 @@ def public_view(runtime: Runtime, integration: Integration, *, with_stats: bool 
         "sync_interval": integration.sync_interval
         or (registered.manifest.default_sync_interval if registered else None),
         "has_inbound_key": integration.inbound_key_hash is not None,
+        "retry_schedule": list(integration.retry_schedule or DEFAULT_SCHEDULE),
         "created_at": integration.created_at,
         "updated_at": integration.updated_at,
     }

@@ -108,6 +108,14 @@ class Manifest:
         """Whether an integration of this connector may enable a synchronization for ``event_type``."""
         return self.accepts_any_event or any(e.event_type == event_type for e in self.sync_events)
 
+    def delivers(self, event_type: str) -> bool:
+        """Whether the connector pushes ``event_type`` to its vendor (fan-out sends it there)."""
+        if "deliver" not in self.capabilities:
+            return False
+        return self.accepts_any_event or any(
+            e.event_type == event_type and e.direction == "outbound" for e in self.sync_events
+        )
+
     def validate_settings(self, settings: Any, pointer: str = "/settings") -> list[FieldError]:
         """Every problem with ``settings``, each pointing below ``pointer``; empty when valid."""
         validator = _settings_validator(json.dumps(self.settings_schema, sort_keys=True))

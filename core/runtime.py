@@ -1,8 +1,8 @@
-"""The runtime: configuration, database engine, key ring and connector registry, built once per process."""
+"""The runtime: configuration, database, key ring, connector registry and pipeline, built once per process."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -22,6 +22,10 @@ class Runtime:
     engine: sa.Engine
     keyring: KeyRing
     registry: ConnectorRegistry
+    pipeline: Pipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self)
 
     @classmethod
     def start(cls, config: Config | None = None, *, registry: ConnectorRegistry | None = None) -> Runtime:
@@ -37,4 +41,9 @@ class Runtime:
         )
 
     def close(self) -> None:
+        """Stop this process's worker and reaper (if started) and release database connections."""
+        self.pipeline.stop()
         self.engine.dispose()
+
+
+from interlink.pipeline.executor import Pipeline  # noqa: E402  (the pipeline needs the Runtime type)

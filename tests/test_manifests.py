@@ -274,6 +274,10 @@ def test_connector_class_implements_exactly_its_declared_capabilities(service: s
     assert cls.implemented_capabilities() == _manifest(service).capabilities
 
 
+IMPLEMENTED = {"custom": {"deliver"}}
+"""Capabilities that are no longer stubs (each has its own tests)."""
+
+
 @pytest.mark.parametrize("service", BUILTINS)
 def test_connector_stubs_say_they_arrive_with_the_connectors_issue(service: str) -> None:
     module = importlib.import_module(f"interlink.plugins.{service}")
@@ -288,8 +292,8 @@ def test_connector_stubs_say_they_arrive_with_the_connectors_issue(service: str)
                 ctx, WebhookRequest(method="POST", path="/", headers={}, body=b"{}")
             ),
         }
-        for capability in sorted(CAPABILITIES[service]):
-            expected = f"^{service} {capability} arrives with the connectors issue$"
+        for capability in sorted(CAPABILITIES[service] - IMPLEMENTED.get(service, set())):
+            expected = f"^{service} {capability} arrives with the (connectors|inbound webhooks) issue$"
             with pytest.raises(NotImplementedError, match=expected):
                 calls[capability]()
 

@@ -155,12 +155,13 @@ class IntegrationController(Controller):
         errors: list[FieldError] = []
         service_id = _twin(errors, "/service", data.service, data.type, "service")
         interval = _twin(errors, "/sync_interval", data.syncInterval, data.sync_interval, "sync_interval")
+        schedule = _twin(errors, "/retry_schedule", data.retrySchedule, data.retry_schedule, "retry_schedule")
         syncs = _synchronizations(errors, data.synchronizations)
         if service_id is UNSET:
             errors.append(FieldError("/service", "required", "'service' is required"))
         if errors:
             raise InvalidInputError(errors)
-        integration = service.create_integration(
+        integration, signing_secret = service.create_integration(
             runtime,
             tenant.id,
             service.NewIntegration(
@@ -170,9 +171,13 @@ class IntegrationController(Controller):
                 settings=data.settings,
                 synchronizations=syncs,
                 sync_interval=None if interval is UNSET else interval,
+                retry_schedule=None if schedule is UNSET else schedule,
             ),
         )
-        return schemas.IntegrationEnvelope(integration=_view(runtime, integration))
+        view = _view(runtime, integration)
+        if signing_secret is not None:
+            view = msgspec.structs.replace(view, signing_secret=signing_secret)
+        return schemas.IntegrationEnvelope(integration=view)
 
     @get(
         "/{integration_id:str}",
@@ -207,6 +212,7 @@ class IntegrationController(Controller):
         errors: list[FieldError] = []
         service_id = _twin(errors, "/service", data.service, data.type, "service")
         interval = _twin(errors, "/sync_interval", data.syncInterval, data.sync_interval, "sync_interval")
+        schedule = _twin(errors, "/retry_schedule", data.retrySchedule, data.retry_schedule, "retry_schedule")
         syncs = None if data.synchronizations is UNSET else _synchronizations(errors, data.synchronizations)
         if errors:
             raise InvalidInputError(errors)
@@ -220,6 +226,7 @@ class IntegrationController(Controller):
                 settings=None if data.settings is UNSET else data.settings,
                 synchronizations=syncs,
                 sync_interval=None if interval is UNSET else interval,
+                retry_schedule=None if schedule is UNSET else schedule,
                 service=None if service_id is UNSET else service_id,
             ),
         )
@@ -253,3 +260,18 @@ class IntegrationController(Controller):
         """For custom integrations: a new inbound API key, shown once; the previous key is invalid at once."""
         key = service.regenerate_inbound_key(runtime, tenant.id, integration_id)
         return schemas.InboundKey(integration_id=integration_id, inbound_key=key)
+
+    @post(
+        "/{integration_id:str}/rotate-signing-secret",
+        operation_id="rotateSigningSecret",
+        responses=problem_responses(404, 409),
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+        summary="Rotate the signing secret",
+    )
+    def rotate_signing_secret(
+        self, runtime: NamedDependency[Runtime], tenant: NamedDependency[Tenant], integration_id: IntegrationId
+    ) -> schemas.SigningSecret:
+        """For custom integrations: a new secret for the deliveries' signatures, shown once; the old one stops."""
+        secret = service.rotate_signing_secret(runtime, tenant.id, integration_id)
+        return schemas.SigningSecret(integration_id=integration_id, signing_secret=secret)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +16,7 @@ __all__ = [
     "Synchronization",
     "delete_integration",
     "get_integration",
+    "get_integrations_by_ids",
     "insert_integration",
     "list_integrations",
     "update_integration",
@@ -46,6 +47,9 @@ class Integration:
     error_message: str | None = None
     inbound_key_hash: str | None = None
     sync_interval: int | None = None
+    retry_schedule: list[int] | None = None
+    signing_secret: str | None = None
+    """Sealed (encrypted) Standard Webhooks secret of a ``custom`` integration."""
 
     @property
     def effective_status(self) -> str:
@@ -67,6 +71,8 @@ _COLUMNS = [
     "error_message",
     "inbound_key_hash",
     "sync_interval",
+    "retry_schedule",
+    "signing_secret",
 ]
 
 
@@ -126,6 +132,15 @@ def get_integration(conn: sa.Connection, tenant_id: str, integration_id: str) ->
     if row is None:
         return None
     return _attach_synchronizations(conn, [row])[0]
+
+
+def get_integrations_by_ids(conn: sa.Connection, integration_ids: Iterable[str]) -> list[Integration]:
+    """Integrations by id, whatever their tenant: for workers, which act on rows already scoped."""
+    ids = list(integration_ids)
+    if not ids:
+        return []
+    rows = conn.execute(sa.select(integrations).where(integrations.c.id.in_(ids))).all()
+    return _attach_synchronizations(conn, rows)
 
 
 def list_integrations(

@@ -11,7 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-__all__ = ["integrations", "metadata", "synchronizations", "tenants"]
+__all__ = [
+    "communication_logs",
+    "events",
+    "integrations",
+    "metadata",
+    "published_events",
+    "synchronizations",
+    "tenants",
+]
 
 metadata = sa.MetaData()
 
@@ -60,6 +68,8 @@ integrations = sa.Table(
     sa.Column("error_message", sa.Text(), nullable=True),
     sa.Column("inbound_key_hash", sa.String(64), nullable=True, unique=True),
     sa.Column("sync_interval", sa.Integer(), nullable=True),
+    sa.Column("retry_schedule", JSONType, nullable=True),
+    sa.Column("signing_secret", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_integrations_tenant_id_id", "tenant_id", "id"),
@@ -80,3 +90,72 @@ synchronizations = sa.Table(
     sa.Column("position", sa.Integer(), nullable=False),
     sa.Index("ix_synchronizations_tenant_event", "tenant_id", "event_type"),
 )
+
+published_events = sa.Table(
+    "published_events",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(40), sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("external_id", sa.String(200), nullable=True),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("occurred_at", UTCDateTime(), nullable=False),
+    sa.Column("data", sa.Text(), nullable=False),
+    sa.Column("size_bytes", sa.Integer(), nullable=False),
+    sa.Column("source_integration_id", sa.String(40), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("tenant_id", "external_id", name="uq_published_events_tenant_external"),
+)
+"""The payload store: each published or inbound event is stored once; integration events reference it."""
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(40), nullable=False),
+    sa.Column("integration_id", sa.String(40), sa.ForeignKey("integrations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event_type", sa.String(200), nullable=False),
+    sa.Column("direction", sa.String(10), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("payload_ref", sa.String(40), sa.ForeignKey("published_events.id"), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
+    sa.Column("dispatched_at", UTCDateTime(), nullable=True),
+    sa.Column("lease_token", sa.String(32), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("retry_of", sa.String(40), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("completed_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_events_filter_integration", "tenant_id", "integration_id", "status", "created_at"),
+    sa.Index("ix_events_filter_integration_time", "tenant_id", "integration_id", "created_at"),
+    sa.Index("ix_events_filter_status", "tenant_id", "status", "created_at"),
+    sa.Index("ix_events_filter_time", "tenant_id", "created_at"),
+    sa.Index("ix_events_due", "status", "next_attempt_at"),
+    sa.Index("ix_events_lease", "status", "lease_expires_at"),
+    sa.Index("ix_events_retry_of", "retry_of"),
+)
+"""Integration events: one delivery (outbound) or one received record (inbound) for one integration."""
+
+communication_logs = sa.Table(
+    "communication_logs",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("event_id", sa.String(40), sa.ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("tenant_id", sa.String(40), nullable=False),
+    sa.Column("attempt", sa.Integer(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("duration_ms", sa.Float(), nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("request_headers", JSONType, nullable=False),
+    sa.Column("request_body", sa.Text(), nullable=False),
+    sa.Column("request_body_size", sa.Integer(), nullable=False),
+    sa.Column("status_code", sa.Integer(), nullable=True),
+    sa.Column("response_headers", JSONType, nullable=True),
+    sa.Column("response_body", sa.Text(), nullable=True),
+    sa.Column("response_body_size", sa.Integer(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Index("ix_communication_logs_event", "event_id", "id"),
+)
+"""Every HTTP exchange of every attempt, redacted and truncated."""

@@ -1,12 +1,17 @@
-"""The Custom integration connector: a stub whose methods arrive with the connectors issue."""
+"""The Custom integration: platform events POSTed as JSON to your endpoint, signed per Standard Webhooks."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from interlink.connector import Connector, ConnectorContext, WebhookRequest, WebhookResult
+from standardwebhooks.webhooks import Webhook
+
+from interlink.connector import Connector, ConnectorContext, PermanentError, WebhookRequest, WebhookResult
 from interlink.hookspecs import hookimpl
+from interlink.http import raise_for_status
 from interlink.manifest import builtin_manifest_path
 from interlink.registry import Register
 
@@ -14,21 +19,37 @@ __all__ = ["CustomConnector", "register_connectors"]
 
 
 class CustomConnector(Connector):
-    """Custom integration: the methods its manifest declares, each a stub until the connectors issue."""
+    """POSTs each event to ``settings.url`` with ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature``."""
 
     def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
-        """Stub until the connectors issue.
+        """POST ``{"id", "type", "timestamp", "data"}``; any 2xx is success.
 
-        It will POST the event as JSON to url, signed per Standard Webhooks with the integration's signing secret.
+        ``webhook-id`` is the event id on every attempt, so the receiver can drop duplicates; a receiver
+        verifies the signature with the integration's signing secret (the ``standardwebhooks`` library).
         """
-        raise NotImplementedError("custom deliver arrives with the connectors issue")
+        if not ctx.signing_secret:
+            raise PermanentError("the integration has no signing secret; rotate it to create one")
+        body = json.dumps(
+            {"id": event["id"], "type": event["type"], "timestamp": event["occurred_at"], "data": event["data"]},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        now = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": idempotency_key,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(ctx.signing_secret).sign(idempotency_key, now, body),
+        }
+        authorization = ctx.settings.get("authorizationHeader")
+        if authorization:
+            headers["authorization"] = str(authorization)
+        response = ctx.http.post(str(ctx.settings["url"]), content=body.encode(), headers=headers)
+        raise_for_status(response, setting="authorizationHeader" if authorization else "url")
 
     def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
-        """Stub until the connectors issue.
-
-        It will check the inbound API key and parse the posted events.
-        """
-        raise NotImplementedError("custom handle_webhook arrives with the connectors issue")
+        """Stub until the inbound webhooks issue: it will check the inbound API key and parse the events."""
+        raise NotImplementedError("custom handle_webhook arrives with the inbound webhooks issue")
 
 
 @hookimpl

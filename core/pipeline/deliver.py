@@ -1,0 +1,255 @@
+"""The ``deliver`` actor's work: take a batch of queued events, call each connector, record the outcome.
+
+Consistency (see DESIGN.md): rows move ``queued`` → ``processing`` by compare-and-set with a lease token,
+and every later write checks that token and that the row is still ``processing``; so a duplicate
+message does nothing, and a cancel is never undone by a late worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import sqlalchemy as sa
+
+from interlink.connector import PermanentError, TransientError
+from interlink.http import RecordedExchange, transient_from_transport_error
+from interlink.pipeline.context import connector_call
+from interlink.pipeline.retries import DEFAULT_SCHEDULE, next_delay
+from interlink.store import integrations as integration_rows
+from interlink.store.integrations import Integration
+from interlink.store.tables import communication_logs, events, published_events
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = ["deliver_batch"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: str
+    tenant_id: str
+    integration_id: str
+    event_type: str
+    payload_ref: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Payload:
+    data: str
+    occurred_at: datetime
+
+
+@dataclass
+class _Outcome:
+    event_id: str
+    tenant_id: str
+    attempt: int
+    status: str
+    error: str | None = None
+    delay: float | None = None
+    exchanges: list[RecordedExchange] = field(default_factory=list)
+
+
+def deliver_batch(runtime: Runtime, event_ids: list[str]) -> None:
+    """Deliver the events of ``event_ids`` that are still queued and due; skip the rest."""
+    token = secrets.token_hex(16)
+    claimed, integrations_by_id, payloads = _claim(runtime, event_ids, token)
+    if not claimed:
+        return
+    deadline = time.monotonic() + runtime.config.lease_seconds / 2
+    outcomes: list[_Outcome] = []
+    released: list[str] = []
+    for event in claimed:
+        if time.monotonic() > deadline:  # keep well inside the lease: hand the rest back
+            released.append(event.id)
+            continue
+        outcomes.append(_attempt(runtime, event, integrations_by_id.get(event.integration_id), payloads))
+    _record(runtime, outcomes, released, token)
+    retries: dict[float, list[str]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.status == "queued" and outcome.delay is not None:
+            retries[round(outcome.delay, 3)].append(outcome.event_id)
+    for delay, ids in retries.items():
+        runtime.pipeline.dispatch(ids, delay=delay)
+    if released:
+        runtime.pipeline.dispatch(released)
+
+
+def _claim(
+    runtime: Runtime, event_ids: list[str], token: str
+) -> tuple[list[_Claimed], dict[str, Integration], dict[str, _Payload]]:
+    now = datetime.now(UTC)
+    lease_until = now + timedelta(seconds=runtime.config.lease_seconds)
+    with runtime.engine.begin() as conn:
+        rows = conn.execute(
+            events.update()
+            .where(
+                events.c.id.in_(event_ids),
+                events.c.status == "queued",
+                sa.or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= now + timedelta(seconds=1)),
+            )
+            .values(
+                status="processing",
+                lease_token=token,
+                lease_expires_at=lease_until,
+                attempts=events.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(
+                events.c.id,
+                events.c.tenant_id,
+                events.c.integration_id,
+                events.c.event_type,
+                events.c.payload_ref,
+                events.c.attempts,
+            )
+        ).all()
+        claimed = [_Claimed(*row) for row in rows]
+        integration_ids = {c.integration_id for c in claimed}
+        by_id = {i.id: i for i in integration_rows.get_integrations_by_ids(conn, integration_ids)}
+        refs = list({c.payload_ref for c in claimed})
+        payloads = {
+            row.id: _Payload(row.data, row.occurred_at)
+            for row in conn.execute(
+                sa.select(published_events.c.id, published_events.c.data, published_events.c.occurred_at).where(
+                    published_events.c.id.in_(refs)
+                )
+            )
+        }
+    return claimed, by_id, payloads
+
+
+def _attempt(
+    runtime: Runtime, event: _Claimed, integration: Integration | None, payloads: dict[str, _Payload]
+) -> _Outcome:
+    outcome = _Outcome(event.id, event.tenant_id, event.attempts, "succeeded")
+    if integration is None:
+        outcome.status, outcome.error = "failed", "the integration no longer exists"
+        return outcome
+    registered = runtime.registry.get(integration.service)
+    if registered is None or "deliver" not in registered.manifest.capabilities:
+        outcome.status = "failed"
+        outcome.error = f"no installed connector delivers for service '{integration.service}'"
+        return outcome
+    call = connector_call(runtime, integration, registered)
+    payload = payloads[event.payload_ref]
+    envelope = {
+        "id": event.id,
+        "type": event.event_type,
+        "occurred_at": payload.occurred_at.isoformat().replace("+00:00", "Z"),
+        "data": json.loads(payload.data),
+        "payload_ref": event.payload_ref,
+    }
+    retry_after: float | None = None
+    try:
+        call.connector.deliver(call.context, envelope, event.id)
+    except TransientError as exc:
+        outcome.status, outcome.error, retry_after = "queued", exc.message, exc.delay
+    except PermanentError as exc:
+        outcome.status, outcome.error = "failed", exc.message
+    except httpx.TransportError as exc:
+        transient = transient_from_transport_error(exc)
+        outcome.status, outcome.error = "queued", transient.message
+    except NotImplementedError:
+        outcome.status = "failed"
+        outcome.error = f"the {integration.service} connector does not implement deliver yet"
+    except Exception as exc:  # a bug in connector code: retry, it may be fixed by then
+        outcome.status, outcome.error = "queued", f"unexpected error in the connector: {type(exc).__name__}: {exc}"
+    outcome.exchanges = list(call.client.exchanges)
+    if outcome.error is not None:
+        outcome.error = call.redact(outcome.error)[:2000]
+    if outcome.status == "queued":
+        schedule = integration.retry_schedule or DEFAULT_SCHEDULE
+        outcome.delay = next_delay(schedule, event.attempts, retry_after)
+        if outcome.delay is None:
+            outcome.status = "failed"
+            outcome.error = f"gave up after {event.attempts} attempts; last error: {outcome.error}"
+    return outcome
+
+
+def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], token: str) -> None:
+    now = datetime.now(UTC)
+    params: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        due = now + timedelta(seconds=outcome.delay) if outcome.delay is not None else None
+        params.append(
+            {
+                "b_id": outcome.event_id,
+                "b_status": outcome.status,
+                "b_error": outcome.error,
+                "b_next": due,
+                "b_dispatched": due,
+                "b_completed": now if outcome.status in ("succeeded", "failed") else None,
+            }
+        )
+    logs = [
+        {"event_id": o.event_id, "tenant_id": o.tenant_id, "attempt": o.attempt, **_log_row(x)}
+        for o in outcomes
+        for x in o.exchanges
+    ]
+    with runtime.engine.begin() as conn:
+        if params:
+            conn.execute(
+                events.update()
+                .where(
+                    events.c.id == sa.bindparam("b_id"),
+                    events.c.lease_token == token,
+                    events.c.status == "processing",
+                )
+                .values(
+                    status=sa.bindparam("b_status"),
+                    last_error=sa.bindparam("b_error"),
+                    next_attempt_at=sa.bindparam("b_next"),
+                    dispatched_at=sa.bindparam("b_dispatched"),
+                    completed_at=sa.bindparam("b_completed"),
+                    lease_token=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                ),
+                params,
+            )
+        if released:
+            conn.execute(
+                events.update()
+                .where(events.c.id.in_(released), events.c.lease_token == token, events.c.status == "processing")
+                .values(
+                    status="queued",
+                    attempts=events.c.attempts - 1,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    next_attempt_at=now,
+                    dispatched_at=now,
+                    updated_at=now,
+                )
+            )
+        if logs:
+            conn.execute(communication_logs.insert(), logs)
+
+
+def _log_row(exchange: RecordedExchange) -> dict[str, Any]:
+    return {
+        "started_at": exchange.started_at,
+        "duration_ms": exchange.duration_ms,
+        "method": exchange.method,
+        "url": exchange.url,
+        "request_headers": exchange.request_headers,
+        "request_body": exchange.request_body,
+        "request_body_size": exchange.request_body_size,
+        "status_code": exchange.status_code,
+        "response_headers": exchange.response_headers,
+        "response_body": exchange.response_body,
+        "response_body_size": exchange.response_body_size,
+        "error": exchange.error,
+    }

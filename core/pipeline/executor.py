@@ -1,0 +1,85 @@
+"""The pipeline's execution: actors on a Dramatiq broker, the worker that consumes them, the reaper.
+
+Actors are declared per runtime (not at import), so a process can hold an in-process pipeline and tests
+can build as many as they need. Every process declares the same actor names on the same queues.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import dramatiq
+
+from interlink.broker import make_broker
+from interlink.pipeline.deliver import deliver_batch
+from interlink.pipeline.reaper import Reaper
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = ["BATCH_SIZE", "Pipeline"]
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 50
+"""Event ids per message: a real delivery then costs less than one broker round trip per event."""
+
+DELIVERIES_QUEUE = "deliveries"
+
+
+class Pipeline:
+    """Sends event ids to the ``deliver`` actor; runs a worker and the reaper where asked to."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.broker = make_broker(runtime.config.broker_url)
+
+        def deliver(event_ids: list[str]) -> None:
+            deliver_batch(runtime, event_ids)
+
+        self.deliver = dramatiq.actor(
+            broker=self.broker,
+            actor_name="deliver",
+            queue_name=DELIVERIES_QUEUE,
+            max_retries=0,
+            time_limit=int(runtime.config.lease_seconds * 1000),
+        )(deliver)
+        self._worker: dramatiq.Worker | None = None
+        self._reaper: Reaper | None = None
+
+    @property
+    def in_process(self) -> bool:
+        """True on the embedded default: messages live in this process's memory."""
+        return self.runtime.config.broker_url is None
+
+    def dispatch(self, event_ids: Sequence[str], *, delay: float | None = None) -> None:
+        """Send ids to the ``deliver`` actor in batches; ``delay`` in seconds before they are due."""
+        delay_ms = int(delay * 1000) if delay else None
+        for start in range(0, len(event_ids), BATCH_SIZE):
+            chunk = list(event_ids[start : start + BATCH_SIZE])
+            try:
+                self.deliver.send_with_options(args=(chunk,), delay=delay_ms)
+            except Exception:  # the rows are committed: the reaper sends them once the broker is back
+                log.warning("broker unavailable; %d events wait for the reaper", len(chunk), exc_info=True)
+
+    def start(self, *, threads: int | None = None, reaper: bool = True) -> None:
+        """Consume messages in this process (``threads`` worker threads) and run the reaper."""
+        if self._worker is None:
+            self._worker = dramatiq.Worker(
+                self.broker, worker_threads=threads or self.runtime.config.worker_threads, worker_timeout=100
+            )
+            self._worker.start()
+        if reaper and self._reaper is None:
+            self._reaper = Reaper(self.runtime)
+            self._reaper.start()
+
+    def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.stop()
+            self._reaper = None
+        if self._worker is not None:
+            self._worker.stop(timeout=10_000)
+            self._worker = None
+        self.broker.close()
