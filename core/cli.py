@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -23,6 +26,9 @@ def _runtime() -> Any:
 @click.version_option(__version__, prog_name="interlink")
 def main() -> None:
     """Interlink: connect third-party services to your platform."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("interlink.registry").setLevel(logging.ERROR)  # the commands report broken plugins
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -58,6 +64,52 @@ def serve(host: str, port: int, workers: int) -> None:
         factory=True,
         log_access=False,
     ).serve()
+
+
+@main.command()
+@click.option("--processes", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option("--threads", default=None, type=int, help="Threads per process [default: INTERLINK_WORKER_THREADS or 8].")
+def worker(processes: int, threads: int | None) -> None:
+    """Run delivery workers and the reaper against INTERLINK_BROKER_URL (Redis); stop with Ctrl-C."""
+    from interlink.config import Config
+
+    if Config.from_env().broker_url is None:
+        raise click.ClickException(
+            "interlink worker needs INTERLINK_BROKER_URL (e.g. redis://127.0.0.1:6379/0); "
+            "without it, `interlink serve` runs the workers in its own process"
+        )
+    if processes <= 1:
+        _run_worker(threads)
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_run_worker, args=(threads,), daemon=False) for _ in range(processes)]
+    for child in children:
+        child.start()
+    try:
+        for child in children:
+            child.join()
+    except KeyboardInterrupt:
+        for child in children:
+            child.terminate()
+            child.join()
+
+
+def _run_worker(threads: int | None) -> None:
+    """One worker process: consume deliveries until SIGTERM or SIGINT, then finish in-flight work."""
+    import signal
+    import threading
+
+    runtime = _runtime()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    runtime.pipeline.start(threads=threads)
+    broker = urlsplit(runtime.config.broker_url or "")
+    click.echo(f"worker {os.getpid()} consuming from {broker.scheme}://{broker.hostname}:{broker.port}", err=True)
+    stopping.wait()
+    runtime.close()
 
 
 @main.group()

@@ -21,6 +21,15 @@ def _number(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
 
 
+def _whole(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Config:
     """Where data lives and which services to use. ``from_env`` reads the ``INTERLINK_*`` variables."""
@@ -53,7 +62,7 @@ class Config:
             database_url=database_url,
             secret_keys=keys,
             broker_url=os.environ.get("INTERLINK_BROKER_URL") or None,
-            worker_threads=int(_number("INTERLINK_WORKER_THREADS", 8)),
+            worker_threads=_whole("INTERLINK_WORKER_THREADS", 8),
             lease_seconds=_number("INTERLINK_LEASE_SECONDS", 300.0),
             redispatch_after=_number("INTERLINK_REDISPATCH_AFTER", 120.0),
             reaper_interval=_number("INTERLINK_REAPER_INTERVAL", 5.0),

@@ -124,7 +124,7 @@ def create_integration(runtime: Runtime, tenant_id: str, new: NewIntegration) ->
     only time it is shown.
     """
     manifest = _manifest(runtime, new.service)
-    settings = dict(new.settings or {})
+    settings = merge_settings({}, new.settings or {})  # a mask copied from a response is not a value
     syncs = list(new.synchronizations or [])
     errors = manifest.validate_settings(settings) + _check_synchronizations(manifest, syncs)
     errors += _check_interval(new.sync_interval) + _check_schedule(new.retry_schedule)

@@ -90,8 +90,10 @@ class Register:
         self._registry = registry
         self._entry_point = entry_point
         self._dist_name, self._dist_version = _distribution_of(entry_point)
+        self.calls = 0
 
     def __call__(self, connector_class: Any, manifest: str | Path | Mapping[str, Any] | Manifest) -> None:
+        self.calls += 1
         try:
             self._register(connector_class, manifest)
         except (PluginError, ManifestError) as exc:
@@ -159,6 +161,9 @@ def _load_one(registry: ConnectorRegistry, ep: metadata.EntryPoint) -> None:
         pm.hook.register_connectors(register=register)
     except Exception as exc:  # a plugin must never take the server down
         register._report(f"{type(exc).__name__}: {exc}")
+        return
+    if register.calls == 0:
+        register._report("registered no connector: is register_connectors decorated with @hookimpl?")
 
 
 def _load_order(ep: metadata.EntryPoint) -> tuple[bool, str, str]:

@@ -82,10 +82,13 @@ def mask_settings(settings: Mapping[str, Any], secret_keys: Iterable[str]) -> di
 
 
 def merge_settings(current: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply a PUT's settings: omitted keys and masked values keep what is stored; ``null`` removes a key."""
+    """Apply a PUT's settings: omitted keys and masked values keep what is stored; ``null`` removes a key.
+
+    A masked value for a key that is not stored is dropped, so validation reports it as missing.
+    """
     merged = dict(current)
     for key, value in update.items():
-        if value == MASK and key in current:
+        if value == MASK:  # the mask a response showed: keep what is stored, never store the mask
             continue
         if value is None:
             merged.pop(key, None)

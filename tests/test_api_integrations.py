@@ -274,3 +274,11 @@ def test_catalogue_lists_manifests(client: Client, auth: dict[str, str]) -> None
 
 def test_health_needs_no_token(client: Client) -> None:
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_mask_is_never_stored_as_a_secret(client: Client, auth: dict[str, str]) -> None:
+    created = client.post("/v1/integrations", json={"service": "klaviyo", "settings": {"apiKey": MASK}}, headers=auth)
+    assert created.status_code == 422
+    assert created.json()["errors"][0] == {
+        "pointer": "/settings/apiKey", "rule": "required", "message": "'apiKey' is required"
+    }

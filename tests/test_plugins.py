@@ -56,6 +56,7 @@ def test_each_broken_plugin_is_reported_and_skipped(registry: ConnectorRegistry)
     assert "deliver" in broken["broken_capability"]
     assert "does not implement" in broken["broken_capability"]
     assert "register_conectors" in broken["broken_hookname"]
+    assert "decorated with @hookimpl" in broken["broken_unmarked"]
     for record in registry.broken:
         assert record.distribution == "interlink-test-broken"
         assert record.distribution_version == "0.0.1"
