@@ -65,8 +65,9 @@ def running_sink() -> Iterator[Sink]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             with sink.lock:
-                sink.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                                              time.monotonic()))
+                sink.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic())
+                )
             reply = sink._reply(self.path)
             if reply.delay:
                 time.sleep(reply.delay)

@@ -280,5 +280,7 @@ def test_mask_is_never_stored_as_a_secret(client: Client, auth: dict[str, str]) 
     created = client.post("/v1/integrations", json={"service": "klaviyo", "settings": {"apiKey": MASK}}, headers=auth)
     assert created.status_code == 422
     assert created.json()["errors"][0] == {
-        "pointer": "/settings/apiKey", "rule": "required", "message": "'apiKey' is required"
+        "pointer": "/settings/apiKey",
+        "rule": "required",
+        "message": "'apiKey' is required",
     }

@@ -66,7 +66,9 @@ def test_published_event_is_delivered_signed_and_logged(
     integration = create_custom(api, tenant, sink.url("/hook"))
     secret = integration["signing_secret"]
     assert secret.startswith("whsec_")
-    assert "signing_secret" not in api.get(f"/v1/integrations/{integration['id']}", headers=tenant).json()["integration"]
+    assert (
+        "signing_secret" not in api.get(f"/v1/integrations/{integration['id']}", headers=tenant).json()["integration"]
+    )
     [delivery] = publish(api, tenant, {"type": "order.created", "data": {"order_id": "o_1", "total": 42}})
     wait_for(lambda: all_in(live, [delivery], {"succeeded"}))
     [received] = sink.at("/hook")
@@ -93,13 +95,22 @@ def test_fan_out_matches_enabled_synchronizations_and_drops_duplicates(
     create_custom(api, tenant, sink.url("/c"), event_types=("order.updated",))
     create_custom(api, tenant, sink.url("/d"), enabled=False)
     off = create_custom(api, tenant, sink.url("/e"))
-    api.put(f"/v1/integrations/{off['id']}", json={"synchronizations": [{"eventType": "order.created",
-                                                                           "enabled": False}]}, headers=tenant)
-    response = api.post("/v1/events", json={"events": [
-        {"type": "order.created", "id": "o-1", "data": {}},
-        {"type": "order.created", "id": "o-1", "data": {}},
-        {"type": "nobody.listens", "data": {}},
-    ]}, headers=tenant).json()["events"]
+    api.put(
+        f"/v1/integrations/{off['id']}",
+        json={"synchronizations": [{"eventType": "order.created", "enabled": False}]},
+        headers=tenant,
+    )
+    response = api.post(
+        "/v1/events",
+        json={
+            "events": [
+                {"type": "order.created", "id": "o-1", "data": {}},
+                {"type": "order.created", "id": "o-1", "data": {}},
+                {"type": "nobody.listens", "data": {}},
+            ]
+        },
+        headers=tenant,
+    ).json()["events"]
     assert [e["deliveries"] for e in response] == [2, 0, 0]
     assert [e["duplicate"] for e in response] == [False, True, False]
     assert response[0]["id"] == response[1]["id"]
@@ -107,7 +118,12 @@ def test_fan_out_matches_enabled_synchronizations_and_drops_duplicates(
     assert again[0]["duplicate"] is True
     wait_for(lambda: all_in(live, response[0]["delivery_ids"], {"succeeded"}))
     assert (len(sink.at("/a")), len(sink.at("/b")), len(sink.at("/c")), len(sink.at("/d")), len(sink.at("/e"))) == (
-        1, 1, 0, 0, 0)
+        1,
+        1,
+        0,
+        0,
+        0,
+    )
     filtered = api.post("/v1/integrations/events/filter", json={"integrationId": first["id"]}, headers=tenant)
     assert [e["integration_id"] for e in filtered.json()["events"]] == [first["id"]]
     by_twin = api.post("/v1/integrations/events/filter", json={"integration_id": second["id"]}, headers=tenant)
@@ -181,8 +197,9 @@ def test_secrets_never_appear_in_logs_or_answers(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     sink.script("/echo", Reply(401, body=b"bad credentials: Bearer sek-ret-credential-0042"))
-    integration = create_custom(api, tenant, sink.url("/echo"),
-                                settings={"authorizationHeader": "Bearer sek-ret-credential-0042"})
+    integration = create_custom(
+        api, tenant, sink.url("/echo"), settings={"authorizationHeader": "Bearer sek-ret-credential-0042"}
+    )
     [delivery] = publish(api, tenant, {"type": "order.created", "data": {}})
     wait_for(lambda: all_in(live, [delivery], {"failed"}))
     assert sink.at("/echo")[0].headers["authorization"] == "Bearer sek-ret-credential-0042"
@@ -220,9 +237,11 @@ def test_filter_rejects_bad_values_naming_the_field(api: Client, tenant: dict[st
 
 
 def test_publish_rejects_bad_events_with_pointers(api: Client, tenant: dict[str, str]) -> None:
-    response = api.post("/v1/events", json={"events": [{"type": "ok.event"}, {"data": {}}, {"type": "x",
-                                                                                          "occurred_at": "soon"}]},
-                        headers=tenant)
+    response = api.post(
+        "/v1/events",
+        json={"events": [{"type": "ok.event"}, {"data": {}}, {"type": "x", "occurred_at": "soon"}]},
+        headers=tenant,
+    )
     assert response.status_code == 422
     pointers = {e["pointer"] for e in response.json()["errors"]}
     assert pointers == {"/events/1/type", "/events/2/occurred_at"}
