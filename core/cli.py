@@ -29,6 +29,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("interlink.registry").setLevel(logging.ERROR)  # the commands report broken plugins
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request: the communication log has it
 
 
 @main.command()

@@ -34,6 +34,7 @@ import httpx
 from interlink import __version__
 from interlink.connector import PermanentError, TransientError
 from interlink.secrets import MASK, redact
+from interlink.transport import default_transport
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -140,7 +141,7 @@ class RecordingClient(httpx.Client):
     ) -> None:
         super().__init__(
             timeout=_complete(timeout.as_dict(), DEFAULT_TIMEOUT),
-            transport=transport,
+            transport=transport or default_transport(),
             follow_redirects=False,
             headers={"User-Agent": f"interlink/{__version__}"},
         )

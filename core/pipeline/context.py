@@ -53,38 +53,55 @@ class ConnectorCall:
         return redact(text, self.secret_values)
 
 
-def _client(integration: Integration, secret_values: list[str]) -> RecordingClient:
-    """A pooled client per integration and thread, renewed when the integration's settings change."""
-    cache: dict[tuple[str, Any], RecordingClient] = getattr(_local, "clients", None) or {}
-    _local.clients = cache
+@dataclass(frozen=True)
+class _Prepared:
+    """What stays the same between calls for one integration: decrypted settings, client, logger."""
+
+    settings: dict[str, Any]
+    signing_secret: str | None
+    secret_values: list[str]
+    client: RecordingClient
+    logger: RedactingLogger
+
+
+def _prepare(runtime: Runtime, integration: Integration, registered: RegisteredConnector) -> _Prepared:
+    """Decrypt once per integration and thread (not per event), renewed when the integration changes."""
+    cache: dict[tuple[str, Any], _Prepared] = getattr(_local, "prepared", None) or {}
+    _local.prepared = cache
     key = (integration.id, integration.updated_at)
-    client = cache.get(key)
-    if client is None:
+    prepared = cache.get(key)
+    if prepared is None:
         if len(cache) >= _MAX_CLIENTS:
             for old in cache.values():
-                old.close()
+                old.client.close()
             cache.clear()
-        client = recording_client(secrets=secret_values)
-        cache[key] = client
-    client.clear()
-    return client
+        manifest = registered.manifest
+        settings = runtime.keyring.open(integration.settings, manifest.secret_keys)
+        signing_secret = runtime.keyring.decrypt(integration.signing_secret) if integration.signing_secret else None
+        secret_values = [str(settings[k]) for k in manifest.secret_keys if settings.get(k)]
+        if signing_secret:
+            secret_values.append(signing_secret)
+        logger = logging.getLogger(f"interlink.connector.{manifest.service}")
+        prepared = _Prepared(
+            settings=settings,
+            signing_secret=signing_secret,
+            secret_values=secret_values,
+            client=recording_client(secrets=secret_values),
+            logger=RedactingLogger(logger, secret_values, integration.id),
+        )
+        cache[key] = prepared
+    prepared.client.clear()
+    return prepared
 
 
 def connector_call(runtime: Runtime, integration: Integration, registered: RegisteredConnector) -> ConnectorCall:
     """Prepare a call into ``registered``'s connector for ``integration`` (settings decrypted)."""
-    manifest = registered.manifest
-    settings = runtime.keyring.open(integration.settings, manifest.secret_keys)
-    signing_secret = runtime.keyring.decrypt(integration.signing_secret) if integration.signing_secret else None
-    secret_values = [str(settings[k]) for k in manifest.secret_keys if settings.get(k)]
-    if signing_secret:
-        secret_values.append(signing_secret)
-    client = _client(integration, secret_values)
-    logger = logging.getLogger(f"interlink.connector.{manifest.service}")
+    prepared = _prepare(runtime, integration, registered)
     context = ConnectorContext(
         integration_id=integration.id,
-        settings=settings,
-        http=client,
-        logger=RedactingLogger(logger, secret_values, integration.id),
-        signing_secret=signing_secret,
+        settings=dict(prepared.settings),
+        http=prepared.client,
+        logger=prepared.logger,
+        signing_secret=prepared.signing_secret,
     )
-    return ConnectorCall(registered.connector_class(), context, client, secret_values)
+    return ConnectorCall(registered.connector_class(), context, prepared.client, prepared.secret_values)

@@ -118,7 +118,10 @@ def _claim(
         ).all()
         claimed = [_Claimed(*row) for row in rows]
         integration_ids = {c.integration_id for c in claimed}
-        by_id = {i.id: i for i in integration_rows.get_integrations_by_ids(conn, integration_ids)}
+        by_id = {
+            i.id: i
+            for i in integration_rows.get_integrations_by_ids(conn, integration_ids, with_synchronizations=False)
+        }
         refs = list({c.payload_ref for c in claimed})
         payloads = {
             row.id: _Payload(row.data, row.occurred_at)
@@ -180,59 +183,53 @@ def _attempt(
 
 
 def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], token: str) -> None:
+    """Write every outcome in one transaction; successes (the common case) in a single statement."""
     now = datetime.now(UTC)
-    params: list[dict[str, Any]] = []
-    for outcome in outcomes:
-        due = now + timedelta(seconds=outcome.delay) if outcome.delay is not None else None
-        params.append(
-            {
-                "b_id": outcome.event_id,
-                "b_status": outcome.status,
-                "b_error": outcome.error,
-                "b_next": due,
-                "b_dispatched": due,
-                "b_completed": now if outcome.status in ("succeeded", "failed") else None,
-            }
-        )
+    owned = (events.c.lease_token == token, events.c.status == "processing")
+    done = {"lease_token": None, "lease_expires_at": None, "updated_at": now}
+    succeeded = [o.event_id for o in outcomes if o.status == "succeeded"]
+    others = [
+        {
+            "b_id": o.event_id,
+            "b_status": o.status,
+            "b_error": o.error,
+            "b_next": None if o.delay is None else now + timedelta(seconds=o.delay),
+            "b_completed": now if o.status == "failed" else None,
+        }
+        for o in outcomes
+        if o.status != "succeeded"
+    ]
     logs = [
         {"event_id": o.event_id, "tenant_id": o.tenant_id, "attempt": o.attempt, **_log_row(x)}
         for o in outcomes
         for x in o.exchanges
     ]
     with runtime.engine.begin() as conn:
-        if params:
+        if succeeded:
             conn.execute(
                 events.update()
-                .where(
-                    events.c.id == sa.bindparam("b_id"),
-                    events.c.lease_token == token,
-                    events.c.status == "processing",
-                )
+                .where(events.c.id.in_(succeeded), *owned)
+                .values(status="succeeded", last_error=None, next_attempt_at=None, completed_at=now, **done)
+            )
+        if others:
+            conn.execute(
+                events.update()
+                .where(events.c.id == sa.bindparam("b_id"), *owned)
                 .values(
                     status=sa.bindparam("b_status"),
                     last_error=sa.bindparam("b_error"),
                     next_attempt_at=sa.bindparam("b_next"),
-                    dispatched_at=sa.bindparam("b_dispatched"),
+                    dispatched_at=sa.bindparam("b_next"),
                     completed_at=sa.bindparam("b_completed"),
-                    lease_token=None,
-                    lease_expires_at=None,
-                    updated_at=now,
+                    **done,
                 ),
-                params,
+                others,
             )
         if released:
             conn.execute(
                 events.update()
-                .where(events.c.id.in_(released), events.c.lease_token == token, events.c.status == "processing")
-                .values(
-                    status="queued",
-                    attempts=events.c.attempts - 1,
-                    lease_token=None,
-                    lease_expires_at=None,
-                    next_attempt_at=now,
-                    dispatched_at=now,
-                    updated_at=now,
-                )
+                .where(events.c.id.in_(released), *owned)
+                .values(status="queued", attempts=events.c.attempts - 1, next_attempt_at=now, dispatched_at=now, **done)
             )
         if logs:
             conn.execute(communication_logs.insert(), logs)

@@ -18,7 +18,10 @@ def create_engine(url: str) -> sa.Engine:
     """An engine for ``url``; for SQLite, the file's folder is created and WAL switched on."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Batch executemany INSERTs into multi-row VALUES statements (psycopg would send one per row).
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def _sqlite_engine(url: str) -> sa.Engine:

@@ -134,12 +134,16 @@ def get_integration(conn: sa.Connection, tenant_id: str, integration_id: str) ->
     return _attach_synchronizations(conn, [row])[0]
 
 
-def get_integrations_by_ids(conn: sa.Connection, integration_ids: Iterable[str]) -> list[Integration]:
+def get_integrations_by_ids(
+    conn: sa.Connection, integration_ids: Iterable[str], *, with_synchronizations: bool = True
+) -> list[Integration]:
     """Integrations by id, whatever their tenant: for workers, which act on rows already scoped."""
     ids = list(integration_ids)
     if not ids:
         return []
     rows = conn.execute(sa.select(integrations).where(integrations.c.id.in_(ids))).all()
+    if not with_synchronizations:
+        return [Integration(**{name: getattr(r, name) for name in _COLUMNS}) for r in rows]
     return _attach_synchronizations(conn, rows)
 
 
