@@ -100,17 +100,16 @@ class StdlibTransport(httpx.BaseTransport):
         if not fresh:
             with self._lock:
                 idle = self._idle[key]
-                conn = idle.pop() if idle else None
-            if conn is not None:
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout.get("read"))
-                return True, conn
+                pooled = idle.pop() if idle else None
+            if pooled is not None:
+                if pooled.sock is not None:
+                    pooled.sock.settimeout(timeout.get("read"))
+                return True, pooled
         scheme, host, port = key
         connect_timeout = timeout.get("connect")
+        conn: http.client.HTTPConnection
         if scheme == "https":
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=connect_timeout, context=self._ssl
-            )
+            conn = http.client.HTTPSConnection(host, port, timeout=connect_timeout, context=self._ssl)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=connect_timeout)
         try:

@@ -6,6 +6,7 @@ relies on is added without being documented in CONTRIBUTING.md or README.md.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import json
@@ -24,8 +25,10 @@ import pluggy
 import pytest
 
 from interlink import connector, hookspecs
+from interlink.api import create_app
 from interlink.cli import main
 from interlink.connector import CAPABILITIES, Connector, ConnectorContext, PermanentError, TransientError
+from interlink.http import RecordingClient, recording_client
 from interlink.manifest import load_manifest, meta_schema
 from interlink.registry import load_registry
 
@@ -112,6 +115,16 @@ def test_every_name_of_the_connector_contract_is_in_contributing(name: str) -> N
     assert f"`{name}" in CONTRIBUTING, f"interlink.connector.{name} is not mentioned in CONTRIBUTING.md"
 
 
+@pytest.mark.parametrize("field", [f.name for f in dataclasses.fields(ConnectorContext)])
+def test_every_context_field_is_in_contributing(field: str) -> None:
+    assert f"`ctx.{field}`" in CONTRIBUTING, f"ConnectorContext.{field} is not described in CONTRIBUTING.md"
+
+
+@pytest.mark.parametrize("name", ["raise_for_status", "parse_retry_after", "transient_from_transport_error"])
+def test_the_http_helpers_for_connectors_are_in_contributing(name: str) -> None:
+    assert f"`{name}(" in CONTRIBUTING, f"interlink.http.{name} is not described in CONTRIBUTING.md"
+
+
 def test_every_settings_keyword_of_the_meta_schema_is_listed() -> None:
     defs = meta_schema()["$defs"]
     keywords = set(defs["settingsSchema"]["properties"]) | set(defs["property"]["properties"])
@@ -170,7 +183,8 @@ def test_the_example_connector_registers_through_its_entry_point(
 
 
 def _acme_context(handler: Any) -> ConnectorContext:
-    http = httpx.Client(transport=httpx.MockTransport(handler))
+    """A context as the core builds it: the recording client, here on a mock transport."""
+    http = recording_client(secrets=["k-1"], transport=httpx.MockTransport(handler))
     return ConnectorContext(
         integration_id="int_test", settings={"apiKey": "k-1"}, http=http, logger=logging.getLogger("acme")
     )
@@ -196,6 +210,19 @@ def test_the_example_connector_classifies_failures(acme_package: ModuleType) -> 
     with pytest.raises(TransientError) as busy:
         acme.deliver(_acme_context(lambda _: httpx.Response(429, headers={"Retry-After": "7"})), event, "evt_1")
     assert busy.value.delay == 7.0
+    with pytest.raises(PermanentError):
+        acme.deliver(_acme_context(lambda _: httpx.Response(422, json={"error": "bad event"})), event, "evt_1")
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    down = _acme_context(refused)
+    with pytest.raises(TransientError):
+        acme.deliver(down, event, "evt_1")
+    assert isinstance(down.http, RecordingClient)
+    [exchange] = down.http.exchanges  # the failed attempt is in the communication log, its key masked
+    assert exchange.error is not None
+    assert "k-1" not in json.dumps(exchange.as_dict())
 
 
 # -- README.md: every command and every environment variable --
@@ -235,6 +262,38 @@ def test_the_configuration_is_found() -> None:
 @pytest.mark.parametrize("name", ENV_VARS)
 def test_every_environment_variable_is_in_the_readme(name: str) -> None:
     assert f"`{name}`" in README, f"README.md does not document {name}"
+
+
+def _routes() -> list[str]:
+    """``METHOD /path`` of every operation in the OpenAPI document, path parameters as ``{}``."""
+    paths = create_app().openapi_schema.paths or {}
+    methods = ("get", "put", "post", "delete", "patch")
+    return sorted(
+        f"{method.upper()} {_normalized(path)}"
+        for path, item in paths.items()
+        for method in methods
+        if getattr(item, method)
+    )
+
+
+def _normalized(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path.split("?", 1)[0]).rstrip("/") or "/"
+
+
+ROUTES = _routes()
+
+
+def test_the_api_has_event_routes() -> None:
+    assert {"POST /v1/events", "POST /v1/integrations/events/filter"} <= set(ROUTES)
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_route_is_in_the_readme(route: str) -> None:
+    documented = {
+        f"{method} {_normalized(path)}"
+        for method, path in re.findall(r"^\| `([A-Z]+) (/\S*)` \|", README, re.MULTILINE)
+    }
+    assert route in documented, f"README.md's route table does not list {route}"
 
 
 def test_the_readme_creates_the_seed_integration_verbatim() -> None:

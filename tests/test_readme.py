@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -35,6 +41,19 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _receiver_answers(port: int, within: float = 2.0) -> bool:
+    """Whether examples/webhook_receiver.py still answers on ``port`` after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            answered = "webhook receiver" in httpx.get(f"http://127.0.0.1:{port}/", timeout=1).text
+        except httpx.HTTPError:
+            answered = False
+        if not answered or time.monotonic() > deadline:
+            return answered
+        time.sleep(0.1)
 
 
 def _walkthrough() -> str:
@@ -110,24 +129,98 @@ def test_the_variables_are_set_before_the_walkthrough() -> None:
     before = README.split(START, 1)[0]
     assert "BASE=http://127.0.0.1:8000\n" in before
     assert re.search(r"^TOKEN=il_\S+", before, flags=re.MULTILINE)
+    assert re.search(r"^RECEIVER_PORT=\d+", before, flags=re.MULTILINE)
+
+
+def test_the_receiver_is_started_from_the_checkout_and_stopped() -> None:
+    script = _walkthrough()
+    assert ".venv/bin/python examples/webhook_receiver.py" in script
+    assert (ROOT / "examples" / "webhook_receiver.py").is_file()
+    assert re.search(r"^trap .*kill .*RECEIVER_PID.* EXIT$", script, flags=re.MULTILINE), "no trap stops the receiver"
 
 
 def test_the_walkthrough_runs_as_written(server: Server, tmp_path: Path) -> None:
     script = "set -euo pipefail\n" + _walkthrough()
-    env = dict(os.environ, BASE=server.base, TOKEN=server.token)
+    receiver_port = _free_port()
+    env = dict(os.environ, BASE=server.base, TOKEN=server.token, RECEIVER_PORT=str(receiver_port))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # python3 of this venv
+    # The walk-through runs from a checkout: give the scratch folder the checkout's examples and venv.
+    (tmp_path / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
+    (tmp_path / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    started = time.monotonic()
     result = subprocess.run(
         ["bash", "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
+    elapsed = time.monotonic() - started
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, output
+    # Part one: the configuration API.
     assert '"status": "ok"' in result.stdout or '"status":"ok"' in result.stdout, output
     assert '"sync_stats"' in result.stdout, output
     assert '"status": "disconnected"' in result.stdout, output
     assert '"inbound_key": "ik_' in result.stdout, output
-    assert result.stdout.rstrip().endswith("204\n204"), output
+    # Part two: events delivered, signed and verified; a failure found, read, retried; a waiting event cancelled.
+    assert '"signing_secret": "whsec_' in result.stdout, output
+    assert '"duplicate": true' in result.stdout, output
+    received = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [(e["type"], e["data"]["order_id"]) for e in received] == [
+        ("order.created", "o_1001"),
+        ("order.created", "o_1002"),
+    ], output
+    assert "received  evt_" in (tmp_path / "receiver.log").read_text(encoding="utf-8"), output
+    assert '"status": "failed"' in result.stdout, output
+    assert '"error": "ConnectError: ' in result.stdout, output
+    assert re.search(r'"retry_of": "evt_\w+"', result.stdout), output
+    assert '"status": "cancelled"' in result.stdout, output
+    assert result.stdout.rstrip().endswith("204\n204\n204"), output
+    assert elapsed < 30, f"the walk-through took {elapsed:.1f} s; keep it short\n{output}"
+    assert not _receiver_answers(receiver_port), "the walk-through leaves its receiver running"
     listed = httpx.get(f"{server.base}/v1/integrations/", headers={"Authorization": f"Bearer {server.token}"})
     assert listed.json()["integrations"] == [], "the walk-through deletes what it creates"
+
+
+@pytest.fixture
+def receiver_module() -> Iterator[ModuleType]:
+    """examples/webhook_receiver.py, imported from the checkout."""
+    spec = importlib.util.spec_from_file_location("webhook_receiver", ROOT / "examples" / "webhook_receiver.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["webhook_receiver"] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        del sys.modules["webhook_receiver"]
+
+
+def test_the_example_receiver_verifies_and_drops_duplicates(receiver_module: ModuleType, tmp_path: Path) -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    out = tmp_path / "events.jsonl"
+    server = receiver_module.Receiver(("127.0.0.1", 0), Webhook(secret), out)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/webhooks"
+    try:
+        body = json.dumps({"id": "evt_1", "type": "order.created", "timestamp": "2025-01-31T12:00:00Z", "data": {}})
+        now = datetime.now(UTC)
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": "evt_1",
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign("evt_1", now, body),
+        }
+        assert httpx.post(url, content=body, headers=headers).status_code == 204
+        assert httpx.post(url, content=body, headers=headers).status_code == 204  # a duplicate: kept once
+        forged = {**headers, "webhook-signature": Webhook("whsec_" + "A" * 32).sign("evt_1", now, body)}
+        assert httpx.post(url, content=body, headers=forged).status_code == 400
+        assert httpx.post(url, content=body, headers={**headers, "webhook-signature": "garbage"}).status_code == 400
+        assert httpx.post(url, content=body.replace("{}", '{"x": 1}'), headers=headers).status_code == 400
+        assert httpx.get(url.removesuffix("/webhooks") + "/").status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["evt_1"]
 
 
 @pytest.mark.parametrize("path", ["/docs", "/docs/swagger", "/docs/openapi.json"])
