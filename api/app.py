@@ -12,7 +12,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from interlink import __version__
-from interlink.api.auth import provide_tenant, require_tenant
+from interlink.api.auth import TokenCache, provide_tenant, require_tenant
 from interlink.api.controllers.events import EventMonitorController, PublishController
 from interlink.api.controllers.health import health
 from interlink.api.controllers.integrations import IntegrationController
@@ -58,7 +58,7 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer")}),
     )
-    state: dict[str, Any] = {"runtime": runtime}
+    state: dict[str, Any] = {"runtime": runtime, "token_cache": TokenCache()}
     return Litestar(
         route_handlers=[health, v1],
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -9,9 +10,34 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 
 from interlink.runtime import Runtime
-from interlink.store.tenants import Tenant, tenant_by_token
+from interlink.store.tenants import Tenant, hash_token, tenant_by_token
 
-__all__ = ["provide_tenant", "require_tenant"]
+__all__ = ["TokenCache", "provide_tenant", "require_tenant"]
+
+
+class TokenCache:
+    """Valid tokens seen lately, so a busy client costs no database lookup per request.
+
+    Only valid tokens are kept (by their hash, never in clear), for ``ttl`` seconds; a bad token is looked
+    up every time. Bounded: when full, it starts over.
+    """
+
+    def __init__(self, ttl: float = 30.0, size: int = 10_000) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._entries: dict[str, tuple[Tenant, float]] = {}
+
+    def get(self, token: str) -> Tenant | None:
+        entry = self._entries.get(hash_token(token))
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, token: str, tenant: Tenant) -> None:
+        if len(self._entries) >= self._size:
+            self._entries.clear()
+        self._entries[hash_token(token)] = (tenant, time.monotonic() + self._ttl)
+
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="interlink"'}
 
@@ -22,9 +48,14 @@ def require_tenant(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
     scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthorizedException("send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
-    runtime: Runtime = connection.app.state.runtime
-    with runtime.engine.connect() as conn:
-        tenant = tenant_by_token(conn, token.strip())
+    cache: TokenCache = connection.app.state.token_cache
+    tenant = cache.get(token.strip())
+    if tenant is None:
+        runtime: Runtime = connection.app.state.runtime
+        with runtime.engine.connect() as conn:
+            tenant = tenant_by_token(conn, token.strip())
+        if tenant is not None:
+            cache.put(token.strip(), tenant)
     if tenant is None:
         raise NotAuthorizedException("the bearer token is not valid", headers=_CHALLENGE)
     connection.state.tenant = tenant

@@ -51,8 +51,13 @@ def fresh_postgres() -> Iterator[str]:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(args, env={**os.environ, **(env or {})}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        args,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield proc
     finally:
@@ -69,8 +74,24 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
 def fast_sink() -> Iterator[str]:
     """A granian-served ASGI endpoint answering 204 to every POST (far faster than what it measures)."""
     port = free_port()
-    with process([sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port",
-                  str(port), "--workers", "1", "--no-ws", "bench._sink:app"], env={"PYTHONPATH": str(ROOT)}):
+    with process(
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--no-ws",
+            "bench._sink:app",
+        ],
+        env={"PYTHONPATH": str(ROOT)},
+    ):
         import httpx
 
         def up() -> bool:

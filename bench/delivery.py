@@ -47,13 +47,21 @@ def run_pipeline(runtime: Runtime, sink_url: str, n: int) -> float:
     """Events per second, first publish to last success."""
     with runtime.engine.begin() as conn:
         tenant, _ = create_tenant(conn, "bench")
-    integrations.create_integration(runtime, tenant.id, integrations.NewIntegration(
-        service="custom", settings={"url": sink_url}, synchronizations=[Synchronization("order.created", True)],
-    ))
+    integrations.create_integration(
+        runtime,
+        tenant.id,
+        integrations.NewIntegration(
+            service="custom",
+            settings={"url": sink_url},
+            synchronizations=[Synchronization("order.created", True)],
+        ),
+    )
     started = time.perf_counter()
     for start in range(0, n, PUBLISH_BATCH):
-        batch = [EventIn(type="order.created", data={"order_id": i, "total": 4200, "currency": "EUR"})
-                 for i in range(start, min(n, start + PUBLISH_BATCH))]
+        batch = [
+            EventIn(type="order.created", data={"order_id": i, "total": 4200, "currency": "EUR"})
+            for i in range(start, min(n, start + PUBLISH_BATCH))
+        ]
         publish(runtime, tenant.id, batch)
     wait_until(lambda: succeeded(runtime) >= n, timeout=600, interval=0.1)
     return n / (time.perf_counter() - started)
@@ -67,8 +75,11 @@ def redis_postgres(sink_url: str, n: int) -> float:
         config = Config(Path(data_dir), database_url, (key,), REDIS_URL, worker_threads=THREADS)
         runtime = Runtime.start(config)  # the API node: enqueues only
         env = {
-            "INTERLINK_DATA_DIR": data_dir, "INTERLINK_DATABASE_URL": database_url, "INTERLINK_BROKER_URL": REDIS_URL,
-            "INTERLINK_SECRET_KEY": key, "INTERLINK_WORKER_THREADS": str(THREADS),
+            "INTERLINK_DATA_DIR": data_dir,
+            "INTERLINK_DATABASE_URL": database_url,
+            "INTERLINK_BROKER_URL": REDIS_URL,
+            "INTERLINK_SECRET_KEY": key,
+            "INTERLINK_WORKER_THREADS": str(THREADS),
         }
         try:
             with process([sys.executable, "-m", "interlink.cli", "worker", "--threads", str(THREADS)], env):
@@ -79,8 +90,13 @@ def redis_postgres(sink_url: str, n: int) -> float:
 
 def embedded(sink_url: str, n: int) -> float:
     with tempfile.TemporaryDirectory() as data_dir:
-        config = Config(Path(data_dir), f"sqlite:///{data_dir}/interlink.db", (Fernet.generate_key().decode(),),
-                        None, worker_threads=THREADS)
+        config = Config(
+            Path(data_dir),
+            f"sqlite:///{data_dir}/interlink.db",
+            (Fernet.generate_key().decode(),),
+            None,
+            worker_threads=THREADS,
+        )
         runtime = Runtime.start(config)
         runtime.pipeline.start()
         try:
@@ -108,12 +124,16 @@ def main() -> None:
         pipeline_rate = redis_postgres(sink_url, n)
         embedded_rate = embedded(sink_url, n)
     bare_rate = bare_dramatiq(n)
-    print(table([
-        ("events", f"{n}"),
-        ("Redis + PostgreSQL, 1 worker x 8 threads", f"{pipeline_rate:,.0f} deliveries/s"),
-        ("embedded: SQLite + in-process worker", f"{embedded_rate:,.0f} deliveries/s"),
-        ("bare Dramatiq no-op, 1 worker x 8 threads", f"{bare_rate:,.0f} messages/s"),
-    ]))
+    print(
+        table(
+            [
+                ("events", f"{n}"),
+                ("Redis + PostgreSQL, 1 worker x 8 threads", f"{pipeline_rate:,.0f} deliveries/s"),
+                ("embedded: SQLite + in-process worker", f"{embedded_rate:,.0f} deliveries/s"),
+                ("bare Dramatiq no-op, 1 worker x 8 threads", f"{bare_rate:,.0f} messages/s"),
+            ]
+        )
+    )
     print(f"embedded_vs_bare_dramatiq={embedded_rate / bare_rate:.2f}")
     print(f"delivery_vs_bare_dramatiq={pipeline_rate / bare_rate:.2f}")
 

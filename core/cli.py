@@ -83,18 +83,22 @@ def worker(processes: int, threads: int | None) -> None:
         _run_worker(threads)
         return
     import multiprocessing
+    import signal
+    import threading
 
     context = multiprocessing.get_context("spawn")
     children = [context.Process(target=_run_worker, args=(threads,), daemon=False) for _ in range(processes)]
     for child in children:
         child.start()
-    try:
-        for child in children:
-            child.join()
-    except KeyboardInterrupt:
-        for child in children:
-            child.terminate()
-            child.join()
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    while not stopping.wait(0.5) and any(child.is_alive() for child in children):
+        pass
+    for child in children:  # SIGTERM: each finishes its in-flight work, then exits
+        child.terminate()
+    for child in children:
+        child.join()
 
 
 def _run_worker(threads: int | None) -> None:

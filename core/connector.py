@@ -128,7 +128,7 @@ class Connector:
     def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
         """Push one event to the vendor. Return normally on success.
 
-        ``event`` is the envelope (``id``, ``type``, ``occurred_at``, ``data``). ``idempotency_key``
+        ``event`` is the envelope (``id``, ``type``, ``occurred_at``, ``data``, ``payload_ref``). ``idempotency_key``
         is the same on every attempt of one event: pass it to vendors that take one.
         Raise :class:`TransientError` (with ``delay`` from ``Retry-After``) or :class:`PermanentError`.
         """

@@ -340,8 +340,9 @@ def _excerpt(response: httpx.Response, limit: int = 200) -> str:
 
 
 def raise_for_status(response: httpx.Response, *, setting: str | None = None) -> None:
-    """Return on 1xx/2xx/3xx; otherwise raise the typed error the core acts on.
+    """Return on 1xx/2xx and 304; otherwise raise the typed error the core acts on.
 
+    * other 3xx: :class:`PermanentError` — redirects are not followed, so the URL needs fixing;
     * 429, 408, 425 and 5xx: :class:`TransientError` with ``delay`` from ``Retry-After`` (or ``None``);
     * 401, 403: :class:`PermanentError` naming ``setting`` (the credential setting, e.g. ``"apiKey"``);
     * any other 4xx: :class:`PermanentError` with the status and an excerpt of the vendor's answer.
@@ -349,8 +350,12 @@ def raise_for_status(response: httpx.Response, *, setting: str | None = None) ->
     Messages never echo the request, so they cannot carry its credentials.
     """
     status = response.status_code
-    if status < 400:
+    if status < 300 or status == 304:
         return
+    if status < 400:
+        hint = f"; update settings.{setting}" if setting else ""
+        location = response.headers.get("Location", "")
+        raise PermanentError(f"the endpoint redirected (HTTP {status} to {location or '?'}){hint}", setting=setting)
     excerpt = _excerpt(response)
     detail = f"HTTP {status}" + (f": {excerpt}" if excerpt else "")
     if status in (408, 425, 429) or status >= 500:

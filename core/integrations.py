@@ -9,8 +9,10 @@ import base64
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import sqlalchemy as sa
 
 from interlink.errors import ConflictError, InvalidInputError, NotFoundError
 from interlink.ids import new_id
@@ -20,6 +22,7 @@ from interlink.runtime import Runtime
 from interlink.secrets import mask_settings, merge_settings
 from interlink.store import integrations as rows
 from interlink.store.integrations import Integration, Synchronization
+from interlink.store.tables import events
 from interlink.store.tenants import hash_token
 
 __all__ = [
@@ -32,6 +35,7 @@ __all__ = [
     "public_view",
     "regenerate_inbound_key",
     "rotate_signing_secret",
+    "sync_stats",
     "update_integration",
 ]
 
@@ -102,6 +106,8 @@ def _check_synchronizations(manifest: Manifest, syncs: list[Synchronization]) ->
 def _check_schedule(schedule: Sequence[int] | None) -> list[FieldError]:
     if schedule is None or len(schedule) == 0:
         return []
+    if schedule[0] != 0:
+        return [FieldError("/retry_schedule/0", "const", "the first attempt is immediate: start the schedule with 0")]
     if len(schedule) > MAX_ATTEMPTS:
         return [FieldError("/retry_schedule", "maxItems", f"'retry_schedule' allows at most {MAX_ATTEMPTS} attempts")]
     return [
@@ -270,5 +276,17 @@ def public_view(runtime: Runtime, integration: Integration, *, with_stats: bool 
         "updated_at": integration.updated_at,
     }
     if with_stats:
-        view["sync_stats"] = {"events_last_24h": 0, "events_total": 0, "earliest_event_at": None}
+        view["sync_stats"] = sync_stats(runtime, integration)
     return view
+
+
+def sync_stats(runtime: Runtime, integration: Integration) -> dict[str, Any]:
+    """The integration's event figures, both directions (counted with the filter index)."""
+    day_ago = datetime.now(UTC) - timedelta(hours=24)
+    mine = (events.c.tenant_id == integration.tenant_id, events.c.integration_id == integration.id)
+    with runtime.engine.connect() as conn:
+        total, earliest = conn.execute(sa.select(sa.func.count(), sa.func.min(events.c.created_at)).where(*mine)).one()
+        recent = conn.execute(sa.select(sa.func.count()).where(*mine, events.c.created_at >= day_ago)).scalar_one()
+    if earliest is not None and earliest.tzinfo is None:  # SQLite's MIN() comes back without a zone
+        earliest = datetime.fromisoformat(str(earliest)).replace(tzinfo=UTC)
+    return {"events_last_24h": recent, "events_total": total, "earliest_event_at": earliest}

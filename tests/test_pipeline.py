@@ -277,3 +277,31 @@ def test_python_publish_api(live: Runtime, sink: Sink) -> None:
     [result] = interlink.publish(live, tenant_id, {"type": "order.created", "data": {"from": "python"}})
     wait_for(lambda: all_in(live, result.deliveries, {"succeeded"}))
     assert len(sink.at("/py")) == 1
+
+
+def test_redirect_is_a_permanent_failure_and_stats_count_events(
+    api: Client, tenant: dict[str, str], live: Runtime, sink: Sink
+) -> None:
+    sink.script("/moved", default=Reply(302, {"Location": "https://elsewhere.example/hook"}))
+    integration = create_custom(api, tenant, sink.url("/moved"))
+    before = api.get(f"/v1/integrations/{integration['id']}", headers=tenant).json()["integration"]["sync_stats"]
+    assert before == {"events_last_24h": 0, "events_total": 0, "earliest_event_at": None}
+    deliveries = publish(api, tenant, {"events": [{"type": "order.created", "data": {}}] * 3})
+    wait_for(lambda: all_in(live, deliveries, {"failed"}))
+    detail = event(api, tenant, deliveries[0])
+    assert detail["attempts"] == 1
+    assert "redirected (HTTP 302 to https://elsewhere.example/hook); update settings.url" in detail["error"]
+    stats = api.get(f"/v1/integrations/{integration['id']}", headers=tenant).json()["integration"]["sync_stats"]
+    assert stats["events_total"] == 3
+    assert stats["events_last_24h"] == 3
+    assert stats["earliest_event_at"] is not None
+
+
+def test_retry_schedule_starts_with_an_immediate_attempt(api: Client, tenant: dict[str, str]) -> None:
+    response = api.post(
+        "/v1/integrations",
+        json={"service": "custom", "settings": {"url": "https://e.example"}, "retry_schedule": [5, 10]},
+        headers=tenant,
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["pointer"] == "/retry_schedule/0"

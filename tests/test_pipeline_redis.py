@@ -122,3 +122,45 @@ def test_interlink_worker_refuses_to_start_without_a_broker(tmp_path: Path) -> N
     result = CliRunner().invoke(main, ["worker"], env={"INTERLINK_DATA_DIR": str(tmp_path), "INTERLINK_BROKER_URL": ""})
     assert result.exit_code != 0
     assert "INTERLINK_BROKER_URL" in result.output
+
+
+def test_sigterm_stops_every_worker_process(tmp_path: Path, secret_key: str) -> None:
+    import subprocess
+    import sys
+    import time
+
+    require_redis()
+    env = {
+        "INTERLINK_DATA_DIR": str(tmp_path),
+        "INTERLINK_BROKER_URL": MACHINE_REDIS,
+        "INTERLINK_SECRET_KEY": secret_key,
+        "INTERLINK_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+    }
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "interlink.cli", "worker", "--processes", "2"],
+        env={**os.environ, **env},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    children = wait_for(
+        lambda: (
+            [int(p) for p in children_file.read_text().split()][:2]
+            if len(children_file.read_text().split()) >= 2
+            else None
+        ),
+        timeout=20,
+    )
+    time.sleep(1.0)
+    parent.send_signal(signal.SIGTERM)  # the parent only, as a process manager would
+    assert parent.wait(timeout=30) == 0
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+    wait_for(lambda: all(gone(pid) for pid in children), timeout=20)

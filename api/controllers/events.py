@@ -18,7 +18,7 @@ from interlink.api import schemas
 from interlink.api.errors import problem_responses
 from interlink.errors import InvalidInputError
 from interlink.manifest import FieldError
-from interlink.pipeline import parse_events, publish
+from interlink.pipeline import parse_events, publish_async
 from interlink.runtime import Runtime
 from interlink.store.tenants import Tenant
 
@@ -65,11 +65,10 @@ class PublishController(Controller):
         "/",
         operation_id="publishEvents",
         status_code=HTTP_202_ACCEPTED,
-        sync_to_thread=True,
         responses=problem_responses(),
         summary="Publish events",
     )
-    def publish_events(
+    async def publish_events(
         self,
         runtime: NamedDependency[Runtime],
         tenant: NamedDependency[Tenant],
@@ -79,7 +78,7 @@ class PublishController(Controller):
 
         Answered once the events and their deliveries are committed: an accepted event is never lost.
         """
-        results = publish(runtime, tenant.id, parse_events(msgspec.to_builtins(data)))
+        results = await publish_async(runtime, tenant.id, parse_events(msgspec.to_builtins(data)))
         return schemas.PublishResponse(
             events=[
                 schemas.PublishedEvent(

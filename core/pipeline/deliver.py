@@ -178,7 +178,8 @@ def _attempt(
         outcome.delay = next_delay(schedule, event.attempts, retry_after)
         if outcome.delay is None:
             outcome.status = "failed"
-            outcome.error = f"gave up after {event.attempts} attempts; last error: {outcome.error}"
+            attempts = f"{event.attempts} attempt" + ("s" if event.attempts != 1 else "")
+            outcome.error = f"gave up after {attempts}; last error: {outcome.error}"
     return outcome
 
 
@@ -231,6 +232,13 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
                 .where(events.c.id.in_(released), *owned)
                 .values(status="queued", attempts=events.c.attempts - 1, next_attempt_at=now, dispatched_at=now, **done)
             )
+        if logs:  # an event deleted meanwhile (with its integration) keeps no logs
+            alive = set(
+                conn.execute(sa.select(events.c.id).where(events.c.id.in_({row["event_id"] for row in logs})))
+                .scalars()
+                .all()
+            )
+            logs = [row for row in logs if row["event_id"] in alive]
         if logs:
             conn.execute(communication_logs.insert(), logs)
 

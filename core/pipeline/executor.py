@@ -14,6 +14,7 @@ import dramatiq
 
 from interlink.broker import make_broker
 from interlink.pipeline.deliver import deliver_batch
+from interlink.pipeline.publish import Coalescer
 from interlink.pipeline.reaper import Reaper
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Pipeline:
             max_retries=0,
             time_limit=int(runtime.config.lease_seconds * 1000),
         )(deliver)
+        self.coalescer = Coalescer(runtime)
         self._worker: dramatiq.Worker | None = None
         self._reaper: Reaper | None = None
 
@@ -76,6 +78,7 @@ class Pipeline:
             self._reaper.start()
 
     def stop(self) -> None:
+        self.coalescer.stop()
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 __all__ = ["DEFAULT_SCHEDULE", "MAX_RETRY_AFTER", "next_delay"]
 
 DEFAULT_SCHEDULE: tuple[int, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
-"""Seconds before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts)."""
+"""Seconds before each attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (8 attempts).
+
+A schedule always starts with 0: the first attempt is made as soon as the event is accepted."""
 
 MAX_RETRY_AFTER = 3600.0
 """A vendor's ``Retry-After`` is honoured up to an hour; a longer wish is cut to this."""

@@ -45,7 +45,9 @@ class CustomConnector(Connector):
         if authorization:
             headers["authorization"] = str(authorization)
         response = ctx.http.post(str(ctx.settings["url"]), content=body.encode(), headers=headers)
-        raise_for_status(response, setting="authorizationHeader" if authorization else "url")
+        raise_for_status(
+            response, setting="url" if response.is_redirect or not authorization else "authorizationHeader"
+        )
 
     def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
         """Stub until the inbound webhooks issue: it will check the inbound API key and parse the events."""

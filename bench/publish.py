@@ -1,0 +1,124 @@
+"""``POST /v1/events`` throughput, single and batched, against a bare Litestar POST endpoint.
+
+Both servers run the same way (granian, one worker process); the same load generator (16 keep-alive
+connections, fixed duration) posts a ~1 KB event. Interlink runs as an API node (PostgreSQL + Redis
+broker, no worker draining), with one integration subscribed, so each event is stored, fanned out to one
+delivery and enqueued before the 202.
+
+    .venv/bin/python -m bench.publish [SECONDS]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import httpx
+import redis
+from cryptography.fernet import Fernet
+
+from bench._common import REDIS_URL, ROOT, fast_sink, free_port, fresh_postgres, process, table, wait_until
+from bench._load import hammer
+
+CONNECTIONS = 16
+EVENT = {
+    "type": "order.created",
+    "data": {
+        "order_id": "o_1001",
+        "items": [
+            {"sku": f"sku-{i}", "qty": 1, "price": 1999, "name": "A product with a reasonably long name"}
+            for i in range(8)
+        ],
+        "currency": "EUR",
+    },
+}
+BATCH = 100
+
+
+def up(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/health", timeout=1).status_code in (200, 404)
+    except httpx.TransportError:
+        return False
+
+
+def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
+    single = json.dumps(EVENT).encode()
+    batch = json.dumps({"events": [EVENT] * BATCH}).encode()
+    json_headers = {"content-type": "application/json"}
+
+    port = free_port()
+    bare_args = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-ws",
+        "bench._bare_app:app",
+    ]
+    with process(bare_args, {"PYTHONPATH": str(ROOT)}):
+        wait_until(lambda: up(f"http://127.0.0.1:{port}"), timeout=20)
+        bare_rate, bare_errors = hammer(
+            f"http://127.0.0.1:{port}/v1/events", single, json_headers, seconds=seconds, connections=CONNECTIONS
+        )
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    with fresh_postgres() as database_url, tempfile.TemporaryDirectory() as data_dir, fast_sink() as sink_url:
+        env = {
+            "INTERLINK_DATA_DIR": data_dir,
+            "INTERLINK_DATABASE_URL": database_url,
+            "INTERLINK_BROKER_URL": REDIS_URL,
+            "INTERLINK_SECRET_KEY": Fernet.generate_key().decode(),
+        }
+        created = subprocess.run(
+            [sys.executable, "-m", "interlink.cli", "tenants", "create", "bench", "--json"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        token = json.loads(created.stdout.strip().splitlines()[-1])["token"]
+        auth = {**json_headers, "authorization": f"Bearer {token}"}
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        with process([sys.executable, "-m", "interlink.cli", "serve", "--port", str(port)], env):
+            wait_until(lambda: up(base), timeout=30)
+            integration = {
+                "service": "custom",
+                "settings": {"url": sink_url},
+                "synchronizations": [{"eventType": "order.created"}],
+            }
+            httpx.post(f"{base}/v1/integrations", headers=auth, json=integration).raise_for_status()
+            single_rate, single_errors = hammer(
+                f"{base}/v1/events", single, auth, seconds=seconds, connections=CONNECTIONS
+            )
+            batch_rate, batch_errors = hammer(
+                f"{base}/v1/events", batch, auth, seconds=seconds, connections=CONNECTIONS
+            )
+    print(
+        table(
+            [
+                ("load", f"{CONNECTIONS} keep-alive connections, {seconds:.0f} s per server, ~{len(single)} B event"),
+                ("bare Litestar POST", f"{bare_rate:,.0f} requests/s ({bare_errors} errors)"),
+                ("POST /v1/events, single", f"{single_rate:,.0f} events/s ({single_errors} errors)"),
+                (f"POST /v1/events, batches of {BATCH}", f"{batch_rate * BATCH:,.0f} events/s ({batch_errors} errors)"),
+            ]
+        )
+    )
+    print(f"publish_batched_vs_bare={batch_rate * BATCH / bare_rate:.2f}")
+    print(f"publish_single_vs_bare={single_rate / bare_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
