@@ -154,7 +154,7 @@ def create_integrations(runtime: Runtime) -> tuple[str, list[tuple[str, str]]]:
 
 def create_payload(runtime: Runtime, tenant_id: str, now: datetime) -> str:
     data = json.dumps({"order_id": "o_1001", "total": 4200, "currency": "EUR"})
-    payload_id = new_id("pub", now_ms=int(now.timestamp() * 1000))
+    payload_id: str = new_id("pub", now_ms=int(now.timestamp() * 1000))
     with runtime.engine.begin() as conn:
         conn.execute(
             published_events.insert().values(

@@ -56,10 +56,14 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("completed_at", UTCDateTime(), nullable=True),
     )
-    op.create_index("ix_events_filter_integration", "events", ["tenant_id", "integration_id", "status", "created_at"])
-    op.create_index("ix_events_filter_integration_time", "events", ["tenant_id", "integration_id", "created_at"])
-    op.create_index("ix_events_filter_status", "events", ["tenant_id", "status", "created_at"])
-    op.create_index("ix_events_filter_time", "events", ["tenant_id", "created_at"])
+    op.create_index(
+        "ix_events_filter_integration", "events", ["tenant_id", "integration_id", "status", "created_at", "id"]
+    )
+    op.create_index(
+        "ix_events_filter_integration_time", "events", ["tenant_id", "integration_id", "created_at", "id", "status"]
+    )
+    op.create_index("ix_events_filter_status", "events", ["tenant_id", "status", "created_at", "id"])
+    op.create_index("ix_events_filter_time", "events", ["tenant_id", "created_at", "id"])
     op.create_index("ix_events_due", "events", ["status", "next_attempt_at"])
     op.create_index("ix_events_lease", "events", ["status", "lease_expires_at"])
     op.create_index("ix_events_retry_of", "events", ["retry_of"])
