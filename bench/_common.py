@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -70,28 +71,31 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
                 proc.wait()
 
 
+def granian_app(target: str, port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """An ASGI app of this repository served by granian (one worker), as ``interlink serve`` serves ours."""
+    args = [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-ws",
+        target,
+    ]
+    return process(args, {"PYTHONPATH": str(ROOT)})
+
+
 @contextmanager
 def fast_sink() -> Iterator[str]:
     """A granian-served ASGI endpoint answering 204 to every POST (far faster than what it measures)."""
     port = free_port()
-    with process(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-ws",
-            "bench._sink:app",
-        ],
-        env={"PYTHONPATH": str(ROOT)},
-    ):
+    with granian_app("bench._sink:app", port):
         import httpx
 
         def up() -> bool:

@@ -20,7 +20,7 @@ import httpx
 import redis
 from cryptography.fernet import Fernet
 
-from bench._common import REDIS_URL, ROOT, fast_sink, free_port, fresh_postgres, process, table, wait_until
+from bench._common import REDIS_URL, fast_sink, free_port, fresh_postgres, granian_app, process, table, wait_until
 from bench._load import hammer
 
 CONNECTIONS = 16
@@ -52,22 +52,7 @@ def main() -> None:
     json_headers = {"content-type": "application/json"}
 
     port = free_port()
-    bare_args = [
-        sys.executable,
-        "-m",
-        "granian",
-        "--interface",
-        "asgi",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-ws",
-        "bench._bare_app:app",
-    ]
-    with process(bare_args, {"PYTHONPATH": str(ROOT)}):
+    with granian_app("bench._bare_app:app", port):
         wait_until(lambda: up(f"http://127.0.0.1:{port}"), timeout=20)
         bare_rate, bare_errors = hammer(
             f"http://127.0.0.1:{port}/v1/events", single, json_headers, seconds=seconds, connections=CONNECTIONS

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -221,35 +221,59 @@ def delete_integration(runtime: Runtime, tenant_id: str, integration_id: str) ->
             raise NotFoundError(f"integration '{integration_id}' not found")
 
 
-def regenerate_inbound_key(runtime: Runtime, tenant_id: str, integration_id: str) -> str:
-    """A new inbound key for a ``custom`` integration, returned once; the old one stops working at once."""
+def _change_one(
+    runtime: Runtime,
+    tenant_id: str,
+    integration_id: str,
+    services: frozenset[str],
+    refusal: str,
+    change: Callable[[Integration], None],
+) -> None:
+    """Apply ``change`` to one integration of a service in ``services``; 404 if absent, 409 otherwise."""
     with runtime.engine.begin() as conn:
         current = rows.get_integration(conn, tenant_id, integration_id)
         if current is None:
             raise NotFoundError(f"integration '{integration_id}' not found")
-        if current.service not in INBOUND_KEY_SERVICES:
-            raise ConflictError(
-                f"only custom integrations have an inbound API key; '{integration_id}' is {current.service}"
-            )
-        key = "ik_" + secrets.token_urlsafe(32)
-        current.inbound_key_hash = hash_token(key)
+        if current.service not in services:
+            raise ConflictError(refusal.format(id=integration_id, service=current.service))
+        change(current)
         current.updated_at = datetime.now(UTC)
         rows.update_integration(conn, current)
+
+
+def regenerate_inbound_key(runtime: Runtime, tenant_id: str, integration_id: str) -> str:
+    """A new inbound key for a ``custom`` integration, returned once; the old one stops working at once."""
+    key = "ik_" + secrets.token_urlsafe(32)
+
+    def store(integration: Integration) -> None:
+        integration.inbound_key_hash = hash_token(key)
+
+    _change_one(
+        runtime,
+        tenant_id,
+        integration_id,
+        INBOUND_KEY_SERVICES,
+        "only custom integrations have an inbound API key; '{id}' is {service}",
+        store,
+    )
     return key
 
 
 def rotate_signing_secret(runtime: Runtime, tenant_id: str, integration_id: str) -> str:
     """A new signing secret for an integration whose deliveries are signed, shown once; the old one stops."""
-    with runtime.engine.begin() as conn:
-        current = rows.get_integration(conn, tenant_id, integration_id)
-        if current is None:
-            raise NotFoundError(f"integration '{integration_id}' not found")
-        if current.service not in SIGNING_SECRET_SERVICES:
-            raise ConflictError(f"{current.service} deliveries are not signed by Interlink; nothing to rotate")
-        secret = new_signing_secret()
-        current.signing_secret = runtime.keyring.encrypt(secret)
-        current.updated_at = datetime.now(UTC)
-        rows.update_integration(conn, current)
+    secret = new_signing_secret()
+
+    def store(integration: Integration) -> None:
+        integration.signing_secret = runtime.keyring.encrypt(secret)
+
+    _change_one(
+        runtime,
+        tenant_id,
+        integration_id,
+        SIGNING_SECRET_SERVICES,
+        "{service} deliveries are not signed by Interlink; nothing to rotate",
+        store,
+    )
     return secret
 
 

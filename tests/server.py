@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -29,6 +30,17 @@ class Server:
             if "shown only this once" in line:
                 return next(x.strip() for x in self.output[i + 1 :] if x.strip())
         return None
+
+
+def stop_process_group(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """SIGTERM the process group of ``proc`` (started with ``start_new_session``); SIGKILL if it lingers."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def free_port() -> int:
@@ -73,9 +85,4 @@ def running_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, t
             time.sleep(0.1)
         yield Server(base_url=base_url, output=output)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)

@@ -6,7 +6,6 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from types import ModuleType
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
+
+from tests.server import stop_process_group
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -65,16 +66,6 @@ def _walkthrough() -> str:
     return "\n".join(blocks)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``interlink serve`` on the embedded default in a fresh data directory, as `make serve` runs it."""
@@ -115,7 +106,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(0.1)
         yield Server(base=base, token=token)
     finally:
-        _stop(process)
+        stop_process_group(process)
 
 
 def test_every_curl_of_the_walkthrough_fails_on_an_http_error() -> None:
