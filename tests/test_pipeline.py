@@ -305,3 +305,25 @@ def test_retry_schedule_starts_with_an_immediate_attempt(api: Client, tenant: di
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["pointer"] == "/retry_schedule/0"
+
+
+def test_a_lost_secret_key_fails_the_delivery_with_a_message(fast_config: Config, sink: Sink) -> None:
+    from cryptography.fernet import Fernet
+
+    first = Runtime.start(fast_config)
+    auth = {"Authorization": make_tenant(first, "acme")["Authorization"]}
+    with TestClient(create_app(first)) as client:
+        create_custom(client, auth, sink.url("/hook"))
+    first.close()
+    other_key = dataclasses.replace(fast_config, secret_keys=(Fernet.generate_key().decode(),))
+    second = Runtime.start(other_key)
+    second.pipeline.start(threads=1)
+    try:
+        with TestClient(create_app(second)) as client:
+            [delivery] = publish(client, auth, {"type": "order.created", "data": {}})
+            wait_for(lambda: all_in(second, [delivery], {"failed"}))
+            detail = event(client, auth, delivery)
+        assert "INTERLINK_SECRET_KEY" in detail["error"]
+        assert sink.at("/hook") == []
+    finally:
+        second.close()

@@ -23,6 +23,7 @@ from interlink.connector import PermanentError, TransientError
 from interlink.http import RecordedExchange, transient_from_transport_error
 from interlink.pipeline.context import connector_call
 from interlink.pipeline.retries import DEFAULT_SCHEDULE, next_delay
+from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
 from interlink.store.integrations import Integration
 from interlink.store.tables import communication_logs, events, published_events
@@ -146,7 +147,11 @@ def _attempt(
         outcome.status = "failed"
         outcome.error = f"no installed connector delivers for service '{integration.service}'"
         return outcome
-    call = connector_call(runtime, integration, registered)
+    try:
+        call = connector_call(runtime, integration, registered)
+    except SecretKeyError as exc:  # retrying cannot help until an operator restores the key
+        outcome.status, outcome.error = "failed", str(exc)
+        return outcome
     payload = payloads[event.payload_ref]
     envelope = {
         "id": event.id,
