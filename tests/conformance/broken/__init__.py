@@ -1,0 +1,1 @@
+"""Deliberately broken connectors, one defect each: the conformance suite must fail each one."""
