@@ -71,14 +71,16 @@ def process(args: list[str], env: dict[str, str] | None = None) -> Iterator[subp
                 proc.wait()
 
 
-def granian_app(target: str, port: int) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
-    """An ASGI app of this repository served by granian (one worker), as ``interlink serve`` serves ours."""
+def granian_app(
+    target: str, port: int, interface: str = "asgi"
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """An app of this repository served by granian (one worker), as ``interlink serve`` serves ours."""
     args = [
         sys.executable,
         "-m",
         "granian",
         "--interface",
-        "asgi",
+        interface,
         "--host",
         "127.0.0.1",
         "--port",
@@ -95,7 +97,7 @@ def granian_app(target: str, port: int) -> contextlib.AbstractContextManager[sub
 def fast_sink() -> Iterator[str]:
     """A granian-served ASGI endpoint answering 204 to every POST (far faster than what it measures)."""
     port = free_port()
-    with granian_app("bench._sink:app", port):
+    with granian_app("bench._sink:rsgi_app", port, interface="rsgi"):
         import httpx
 
         def up() -> bool:

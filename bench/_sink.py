@@ -14,3 +14,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         more = message.get("more_body", False)
     await send({"type": "http.response.start", "status": 204, "headers": []})
     await send({"type": "http.response.body", "body": b""})
+
+
+class RSGISink:
+    """The same sink on granian's RSGI interface, which costs the sink less CPU per request."""
+
+    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+        await protocol()
+        protocol.response_empty(204, [])
+
+
+rsgi_app = RSGISink()
