@@ -218,5 +218,39 @@ def connectors_list(as_json: bool) -> None:
         click.echo(f"BROKEN {b.entry_point} ({b.distribution} {b.distribution_version}): {b.error}", err=True)
 
 
+@main.command()
+@click.argument("targets", metavar="SERVICE_OR_PACKAGE...", nargs=-1, required=True)
+@click.option(
+    "--url-setting",
+    metavar="KEY",
+    default=None,
+    help="The settings key the suite points at its fault proxy [default: url for custom, else baseUrl].",
+)
+@click.option("--check", "checks", metavar="NAME", multiple=True, help="Run only this check (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def conformance(targets: tuple[str, ...], url_setting: str | None, checks: tuple[str, ...], as_json: bool) -> None:
+    """Run the conformance suite on services, or on every connector of a distribution; exit 0 only when
+    no check fails."""
+    from interlink.testing import runner
+
+    try:
+        selected = runner.resolve_checks(checks)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--check") from None
+    try:
+        resolved = runner.resolve(targets)
+    except runner.UnknownTarget as exc:
+        raise click.BadParameter(str(exc), param_hint="SERVICE_OR_PACKAGE") from None
+    outcomes = runner.run(resolved, url_setting=url_setting, checks=selected)
+    counts = runner.summary(outcomes)
+    if as_json:
+        report = {"ok": counts["fail"] == 0, "summary": counts, "results": [o.as_dict() for o in outcomes]}
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(runner.format_report(outcomes))
+    if counts["fail"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     sys.exit(main())
