@@ -145,6 +145,7 @@ class RecordingClient(httpx.Client):
             follow_redirects=False,
             headers={"User-Agent": f"interlink/{__version__}"},
         )
+        self._urls: dict[str, httpx.URL] = {}
         self.exchanges: list[RecordedExchange] = []
         """Every exchange since the last :meth:`clear`, oldest first."""
         self._secrets = _secret_forms(secrets)
@@ -152,6 +153,17 @@ class RecordingClient(httpx.Client):
         self._body_limit = body_limit
         # Enough bytes for body_limit characters of UTF-8 plus a secret straddling the cut.
         self._capture = 4 * (body_limit + self._longest) + 4
+
+    def build_request(self, method: str, url: httpx.URL | str, *args: Any, **kwargs: Any) -> httpx.Request:
+        """As httpx's, with parsed URLs remembered: a connector posts to the same few URLs all day."""
+        if isinstance(url, str):
+            parsed = self._urls.get(url)
+            if parsed is None:
+                if len(self._urls) >= 256:
+                    self._urls.clear()
+                parsed = self._urls[url] = httpx.URL(url)
+            url = parsed
+        return super().build_request(method, url, *args, **kwargs)
 
     def clear(self) -> None:
         """Forget the recorded exchanges (the connections stay open)."""
