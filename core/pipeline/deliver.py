@@ -25,6 +25,7 @@ from interlink.pipeline.context import connector_call
 from interlink.pipeline.retries import DEFAULT_SCHEDULE, next_delay
 from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
+from interlink.store.bulk import insert_rows
 from interlink.store.integrations import Integration
 from interlink.store.tables import communication_logs, events, published_events
 
@@ -245,7 +246,7 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
             )
             logs = [row for row in logs if row["event_id"] in alive]
         if logs:
-            conn.execute(communication_logs.insert(), logs)
+            insert_rows(conn, communication_logs, logs)
 
 
 def _log_row(exchange: RecordedExchange) -> dict[str, Any]:
