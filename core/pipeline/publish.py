@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from interlink.errors import InvalidInputError
 from interlink.ids import new_id
 from interlink.manifest import FieldError
+from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, integrations, published_events, synchronizations
 
 if TYPE_CHECKING:
@@ -227,10 +228,8 @@ def _write(runtime: Runtime, requests: list[_Request]) -> tuple[list[list[Publis
             all_results.append(
                 _rows(request, known[request.tenant_id], targets_cache[key], now, payload_rows, event_rows)
             )
-        if payload_rows:
-            conn.execute(published_events.insert(), payload_rows)
-        if event_rows:
-            conn.execute(events.insert(), event_rows)
+        insert_rows(conn, published_events, payload_rows)
+        insert_rows(conn, events, event_rows)
     return all_results, [row["id"] for row in event_rows]
 
 

@@ -27,6 +27,11 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     json_columns = {c.name for c in columns if isinstance(c.type, sa.JSON) or "JSON" in type(c.type).__name__}
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     statement = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
-    with cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([json.dumps(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names])
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(
+                    [json.dumps(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names]
+                )
+    except conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
+        raise sa.exc.IntegrityError(statement, None, exc) from exc
