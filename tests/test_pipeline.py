@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from interlink.api import create_app
 from interlink.config import Config
 from interlink.runtime import Runtime
-from interlink.store.tenants import list_tenants
+from interlink.store.tenants import create_tenant, list_tenants
 from tests.conftest import make_tenant
 from tests.pipeline_helpers import all_in, create_custom, publish, statuses, wait_for
 from tests.sink import Reply, Sink, running_sink
@@ -327,3 +327,38 @@ def test_a_lost_secret_key_fails_the_delivery_with_a_message(fast_config: Config
         assert sink.at("/hook") == []
     finally:
         second.close()
+
+
+def test_two_nodes_publishing_the_same_id_store_it_once(fast_config: Config) -> None:
+    """A race on the platform's id between two API nodes: one stores it, the other reports a duplicate."""
+    import threading
+
+    from interlink.pipeline import EventIn
+    from interlink.pipeline import publish as publish_events
+
+    nodes = [Runtime.start(fast_config), Runtime.start(fast_config)]
+    try:
+        with nodes[0].engine.begin() as conn:
+            tenant_id = create_tenant(conn, "racers")[0].id
+        outcomes: list[bool] = []
+        errors: list[BaseException] = []
+
+        def publish_from(node: Runtime, external_id: str) -> None:
+            try:
+                [result] = publish_events(node, tenant_id, [EventIn(type="order.created", id=external_id)])
+                outcomes.append(result.duplicate)
+            except BaseException as exc:
+                errors.append(exc)
+
+        for round_ in range(15):
+            threads = [threading.Thread(target=publish_from, args=(node, f"race-{round_}")) for node in nodes]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert errors == []
+        assert sorted(outcomes).count(False) == 15
+        assert sorted(outcomes).count(True) == 15
+    finally:
+        for node in nodes:
+            node.close()
