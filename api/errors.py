@@ -112,6 +112,10 @@ def _on_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Respo
     return problem(422, "the request breaks one or more rules", errors=[_field_error(i) for i in items])
 
 
+def _on_bad_encoding(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    return problem(400, f"the request body is not valid UTF-8 (byte {exc.start}): send JSON encoded as UTF-8")
+
+
 def _on_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     headers = dict(exc.headers or {})
     return problem(exc.status_code, str(exc.detail), headers=headers or None)
@@ -137,6 +141,7 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ValidationException: _on_validation,
     HTTPException: _on_http,
+    UnicodeDecodeError: _on_bad_encoding,
     InvalidInputError: _on_invalid,
     NotFoundError: _on_not_found,
     ConflictError: _on_conflict,

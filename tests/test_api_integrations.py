@@ -284,3 +284,11 @@ def test_mask_is_never_stored_as_a_secret(client: Client, auth: dict[str, str]) 
         "rule": "required",
         "message": "'apiKey' is required",
     }
+
+
+def test_a_body_that_is_not_utf8_is_a_400(client: Client, auth: dict[str, str]) -> None:
+    for path in ("/v1/integrations/", "/v1/events", "/v1/integrations/events/filter"):
+        response = client.post(path, content=b'{"type": "\xff"}', headers={**auth, "content-type": "application/json"})
+        assert response.status_code == 400, (path, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "UTF-8" in response.json()["detail"]
