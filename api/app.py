@@ -16,6 +16,7 @@ from interlink.api.auth import TokenCache, provide_tenant, require_tenant
 from interlink.api.controllers.events import EventMonitorController, PublishController
 from interlink.api.controllers.health import health
 from interlink.api.controllers.integrations import IntegrationController
+from interlink.api.controllers.syncs import SyncController
 from interlink.api.errors import EXCEPTION_HANDLERS
 from interlink.runtime import Runtime
 
@@ -45,7 +46,7 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
 
     v1 = Router(
         path="/",
-        route_handlers=[IntegrationController, EventMonitorController, PublishController],
+        route_handlers=[IntegrationController, SyncController, EventMonitorController, PublishController],
         guards=[require_tenant],
         dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
         security=[{"BearerAuth": []}],

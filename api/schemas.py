@@ -23,7 +23,11 @@ __all__ = [
     "IntegrationList",
     "IntegrationUpdate",
     "Problem",
+    "SyncRun",
+    "SyncRunEnvelope",
+    "SyncRunPage",
     "SyncStats",
+    "SyncTriggered",
     "SynchronizationIn",
     "SynchronizationOut",
 ]
@@ -305,3 +309,43 @@ class SigningSecret(Struct):
 
     integration_id: Annotated[str, Meta(examples=[EXAMPLE_ID])]
     signing_secret: Annotated[str, Meta(examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"])]
+
+
+# -- Syncs --
+
+EXAMPLE_SYNC_ID = "sync_01hx4j7k9m2n3p5q6r8s0t1v2w"
+
+
+class SyncTriggered(Struct):
+    """The answer to a sync trigger: the run's id, new or the one already queued or running."""
+
+    status: Annotated[str, Meta(examples=["ok"])]
+    sync_id: Annotated[str, Meta(examples=[EXAMPLE_SYNC_ID])]
+
+
+class SyncRun(Struct):
+    """One sync of an integration: ``queued``, ``running``, then ``succeeded``, ``failed`` or ``cancelled``."""
+
+    id: Annotated[str, Meta(examples=[EXAMPLE_SYNC_ID])]
+    integration_id: Annotated[str, Meta(examples=[EXAMPLE_ID])]
+    status: Annotated[str, Meta(examples=["succeeded"])]
+    trigger: Annotated[str, Meta(examples=["manual"])]
+    """``manual`` (the API) or ``schedule``."""
+    records_read: Annotated[int, Meta(examples=[1250])]
+    error: Annotated[str, Meta(examples=["Invalid API key — update settings.apiKey"])] | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class SyncRunEnvelope(Struct):
+    sync: SyncRun
+
+
+class SyncRunPage(Struct):
+    syncs: list[SyncRun]
+    page: Annotated[int, Meta(examples=[1])]
+    limit: Annotated[int, Meta(examples=[50])]
+    has_more: bool

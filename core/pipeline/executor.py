@@ -16,6 +16,7 @@ from interlink.broker import make_broker
 from interlink.pipeline.deliver import deliver_batch
 from interlink.pipeline.publish import Coalescer
 from interlink.pipeline.reaper import Reaper
+from interlink.pipeline.sync import run_sync
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -28,10 +29,13 @@ BATCH_SIZE = 50
 """Event ids per message: a real delivery then costs less than one broker round trip per event."""
 
 DELIVERIES_QUEUE = "deliveries"
+SYNCS_QUEUE = "syncs"
+SYNC_TIME_LIMIT_MS = 6 * 3600 * 1000
+"""A sync interrupted by this limit keeps its checkpoints: the reaper hands the run to a worker again."""
 
 
 class Pipeline:
-    """Sends event ids to the ``deliver`` actor; runs a worker and the reaper where asked to."""
+    """Sends event ids to ``deliver`` and sync run ids to ``sync``; runs a worker and the reaper where asked."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -47,6 +51,17 @@ class Pipeline:
             max_retries=0,
             time_limit=int(runtime.config.lease_seconds * 1000),
         )(deliver)
+
+        def sync(run_id: str) -> None:
+            run_sync(runtime, run_id)
+
+        self.sync = dramatiq.actor(
+            broker=self.broker,
+            actor_name="sync",
+            queue_name=SYNCS_QUEUE,
+            max_retries=0,
+            time_limit=SYNC_TIME_LIMIT_MS,
+        )(sync)
         self.coalescer = Coalescer(runtime)
         self._worker: dramatiq.Worker | None = None
         self._reaper: Reaper | None = None
@@ -65,6 +80,14 @@ class Pipeline:
                 self.deliver.send_with_options(args=(chunk,), delay=delay_ms)
             except Exception:  # the rows are committed: the reaper sends them once the broker is back
                 log.warning("broker unavailable; %d events wait for the reaper", len(chunk), exc_info=True)
+
+    def dispatch_syncs(self, run_ids: Sequence[str]) -> None:
+        """Send sync run ids to the ``sync`` actor, one message each (a run is long, and runs alone)."""
+        for run_id in run_ids:
+            try:
+                self.sync.send(run_id)
+            except Exception:  # the run is committed: the reaper sends it once the broker is back
+                log.warning("broker unavailable; sync %s waits for the reaper", run_id, exc_info=True)
 
     def start(self, *, threads: int | None = None, reaper: bool = True) -> None:
         """Consume messages in this process (``threads`` worker threads) and run the reaper."""

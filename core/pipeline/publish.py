@@ -31,7 +31,10 @@ __all__ = [
     "MAX_BATCH",
     "Coalescer",
     "EventIn",
+    "PublishRequest",
     "Published",
+    "build_rows",
+    "fanout_targets",
     "new_event_row",
     "parse_events",
     "publish",
@@ -141,7 +144,7 @@ class _Target:
     event_type: str
 
 
-def _targets(
+def fanout_targets(
     runtime: Runtime, conn: sa.Connection, tenant_id: str, types: set[str], exclude: str | None
 ) -> dict[str, list[str]]:
     """Integration ids, by event type, of the tenant's enabled integrations that deliver that type."""
@@ -167,7 +170,7 @@ def _targets(
 
 
 @dataclass(frozen=True)
-class _Request:
+class PublishRequest:
     tenant_id: str
     batch: list[EventIn]
     source_integration_id: str | None
@@ -185,7 +188,7 @@ def publish(
     Small publishes made at the same time share one transaction (see :class:`Coalescer`); each caller
     still returns only once its own events are committed.
     """
-    request = _Request(tenant_id, [items] if isinstance(items, EventIn) else list(items), source_integration_id)
+    request = PublishRequest(tenant_id, [items] if isinstance(items, EventIn) else list(items), source_integration_id)
     if len(request.batch) >= COALESCE_BELOW:
         return write_requests(runtime, [request])[0]
     return runtime.pipeline.coalescer.submit(request)
@@ -193,10 +196,10 @@ def publish(
 
 async def publish_async(runtime: Runtime, tenant_id: str, items: Sequence[EventIn]) -> list[Published]:
     """:func:`publish` for an event loop: waits for the commit without holding a thread."""
-    return await runtime.pipeline.coalescer.submit_async(_Request(tenant_id, list(items), None))
+    return await runtime.pipeline.coalescer.submit_async(PublishRequest(tenant_id, list(items), None))
 
 
-def write_requests(runtime: Runtime, requests: list[_Request]) -> list[list[Published]]:
+def write_requests(runtime: Runtime, requests: list[PublishRequest]) -> list[list[Published]]:
     """Store and fan out several publish requests in one transaction, then dispatch their deliveries."""
     for attempt in range(3):
         try:
@@ -209,7 +212,7 @@ def write_requests(runtime: Runtime, requests: list[_Request]) -> list[list[Publ
     return results
 
 
-def _write(runtime: Runtime, requests: list[_Request]) -> tuple[list[list[Published]], list[str]]:
+def _write(runtime: Runtime, requests: list[PublishRequest]) -> tuple[list[list[Published]], list[str]]:
     now = datetime.now(UTC)
     payload_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
@@ -224,17 +227,19 @@ def _write(runtime: Runtime, requests: list[_Request]) -> tuple[list[list[Publis
             key = (request.tenant_id, request.source_integration_id)
             if key not in targets_cache:
                 types = {e.type for r in requests if (r.tenant_id, r.source_integration_id) == key for e in r.batch}
-                targets_cache[key] = _targets(runtime, conn, request.tenant_id, types, request.source_integration_id)
+                targets_cache[key] = fanout_targets(
+                    runtime, conn, request.tenant_id, types, request.source_integration_id
+                )
             all_results.append(
-                _rows(request, known[request.tenant_id], targets_cache[key], now, payload_rows, event_rows)
+                build_rows(request, known[request.tenant_id], targets_cache[key], now, payload_rows, event_rows)
             )
         insert_rows(conn, published_events, payload_rows)
         insert_rows(conn, events, event_rows)
     return all_results, [row["id"] for row in event_rows]
 
 
-def _rows(
-    request: _Request,
+def build_rows(
+    request: PublishRequest,
     known: dict[str, str],
     targets: dict[str, list[str]],
     now: datetime,
@@ -287,11 +292,11 @@ class Coalescer:
     def __init__(self, runtime: Runtime, max_events: int = 500) -> None:
         self._runtime = runtime
         self._max_events = max_events
-        self._queue: queue.SimpleQueue[tuple[_Request, Settle] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[PublishRequest, Settle] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, request: _Request) -> list[Published]:
+    def submit(self, request: PublishRequest) -> list[Published]:
         """Wait (blocking this thread) until the request's events are committed."""
         future: Future[list[Published]] = Future()
 
@@ -304,7 +309,7 @@ class Coalescer:
         self._put(request, settle)
         return future.result()
 
-    async def submit_async(self, request: _Request) -> list[Published]:
+    async def submit_async(self, request: PublishRequest) -> list[Published]:
         """Wait (without a thread) until the request's events are committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Published]] = loop.create_future()
@@ -323,7 +328,7 @@ class Coalescer:
         self._put(request, settle)
         return await future
 
-    def _put(self, request: _Request, settle: Settle) -> None:
+    def _put(self, request: PublishRequest, settle: Settle) -> None:
         self._queue.put((request, settle))
         if self._thread is None:
             with self._lock:
@@ -350,7 +355,7 @@ class Coalescer:
                 size += len(item[0].batch)
             self._commit(pending)
 
-    def _commit(self, pending: list[tuple[_Request, Settle]]) -> None:
+    def _commit(self, pending: list[tuple[PublishRequest, Settle]]) -> None:
         try:
             results = write_requests(self._runtime, [request for request, _ in pending])
         except Exception:

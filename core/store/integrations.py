@@ -103,12 +103,18 @@ def insert_integration(conn: sa.Connection, integration: Integration) -> None:
     _write_synchronizations(conn, integration)
 
 
+_RUNTIME_COLUMNS = ("status", "last_synced_at", "error_message")
+"""Written by the sync pipeline only: a configuration change must not put back a status read before it."""
+
+
 def update_integration(conn: sa.Connection, integration: Integration) -> None:
+    """Write the configuration; the status a running sync maintains is left as it is."""
     values = _values(integration)
+    kept = ("id", "tenant_id", "created_at", *_RUNTIME_COLUMNS)
     conn.execute(
         integrations.update()
         .where(integrations.c.id == integration.id, integrations.c.tenant_id == integration.tenant_id)
-        .values(**{k: v for k, v in values.items() if k not in ("id", "tenant_id", "created_at")})
+        .values(**{k: v for k, v in values.items() if k not in kept})
     )
     _write_synchronizations(conn, integration)
 

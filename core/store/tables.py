@@ -17,6 +17,8 @@ __all__ = [
     "integrations",
     "metadata",
     "published_events",
+    "sync_records",
+    "sync_runs",
     "synchronizations",
     "tenants",
 ]
@@ -70,6 +72,7 @@ integrations = sa.Table(
     sa.Column("sync_interval", sa.Integer(), nullable=True),
     sa.Column("retry_schedule", JSONType, nullable=True),
     sa.Column("signing_secret", sa.Text(), nullable=True),
+    sa.Column("sync_state", JSONType, nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Index("ix_integrations_tenant_id_id", "tenant_id", "id"),
@@ -159,3 +162,53 @@ communication_logs = sa.Table(
     sa.Index("ix_communication_logs_event", "event_id", "id"),
 )
 """Every HTTP exchange of every attempt, redacted and truncated."""
+
+SYNC_ACTIVE = ("queued", "running")
+"""The statuses of a sync run that still has work to do: at most one such run per integration."""
+
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(40), nullable=False),
+    sa.Column("integration_id", sa.String(40), sa.ForeignKey("integrations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("trigger", sa.String(12), nullable=False),
+    sa.Column("records_read", sa.Integer(), nullable=False),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("state", JSONType, nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+    sa.Column("lease_token", sa.String(32), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("dispatched_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(
+        "uq_sync_runs_active",
+        "integration_id",
+        unique=True,
+        sqlite_where=sa.text("status IN ('queued', 'running')"),
+        postgresql_where=sa.text("status IN ('queued', 'running')"),
+    ),
+    sa.Index("ix_sync_runs_integration", "tenant_id", "integration_id", "id"),
+    sa.Index("ix_sync_runs_lease", "status", "lease_expires_at"),
+)
+"""One sync of one integration. The partial unique index keeps one queued or running run per integration,
+across every node: a second trigger finds the first instead of starting another."""
+
+sync_records = sa.Table(
+    "sync_records",
+    metadata,
+    sa.Column(
+        "integration_id",
+        sa.String(40),
+        sa.ForeignKey("integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("record_id", sa.String(200), primary_key=True),
+)
+"""The vendor record ids an integration's syncs have published: a record seen again is not published again.
+
+A row is written in the transaction that publishes its record, so only committed records count as seen."""

@@ -188,11 +188,20 @@ def observe_requests() -> Iterator[list[SentRequest]]:
     original = httpx.Client.send
     thread = threading.get_ident()
 
-    def send(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+    original_direct = RecordingClient._send_direct
+
+    def note(request: httpx.Request) -> None:
         if threading.get_ident() == thread:
             timeout = request.extensions.get("timeout") or {}
             sent.append(SentRequest(request.method, str(request.url), dict(timeout), _origin()))
+
+    def send(client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        note(request)
         return original(client, request, **kwargs)
 
-    with mock.patch.object(httpx.Client, "send", send):
+    def send_direct(client: RecordingClient, request: httpx.Request) -> httpx.Response:
+        note(request)  # the recording client's short path skips httpx.Client.send
+        return original_direct(client, request)
+
+    with mock.patch.object(httpx.Client, "send", send), mock.patch.object(RecordingClient, "_send_direct", send_direct):
         yield sent

@@ -1,0 +1,329 @@
+"""The ``sync`` actor's work: run a connector's ``sync`` and make its records durable with its cursor.
+
+Consistency (DESIGN.md, STYLE.md "Syncs and state"): a run moves ``queued`` → ``running`` by
+compare-and-set with a lease token, and every later write checks that token, so a duplicate message
+does nothing and a run taken over by another worker is left to it. The records yielded before a
+checkpoint, the vendor ids that mark them seen (``sync_records``) and the checkpoint's state are
+written in one transaction; the next attempt starts from the last state written. Records re-read after
+a crash are recognised by their vendor id and not published again: no gap, no duplicate. At most
+:data:`BATCH_RECORDS` records are held in memory, however long the sync.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import sqlalchemy as sa
+
+from interlink.connector import PermanentError, TransientError
+from interlink.http import transient_from_transport_error
+from interlink.manifest import Manifest
+from interlink.pipeline.context import ConnectorCall, connector_call
+from interlink.pipeline.inbound import write_inbound
+from interlink.pipeline.publish import MAX_TYPE_LENGTH, EventIn, _parse_time
+from interlink.secrets import SecretKeyError
+from interlink.store import integrations as integration_rows
+from interlink.store.tables import integrations, sync_records, sync_runs
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = ["BATCH_RECORDS", "RETRY_DELAYS", "run_sync", "settle_status"]
+
+log = logging.getLogger(__name__)
+
+BATCH_RECORDS = 100
+"""Records written per transaction when the connector checkpoints less often than that."""
+RETRY_DELAYS: tuple[float, ...] = (1.0, 3.0)
+"""Seconds before the second and third tries of a run that met a transient failure (then it fails)."""
+MAX_RETRY_WAIT = 30.0
+"""A vendor's ``Retry-After`` is honoured within a run up to this; the next run waits for the rest."""
+MAX_RECORD_ID = 200
+
+
+@dataclass(frozen=True)
+class _Run:
+    id: str
+    tenant_id: str
+    integration_id: str
+    token: str
+
+
+class _LeaseLost(Exception):
+    """The run is no longer this worker's: taken over after its lease expired, or deleted."""
+
+
+class _BadOutput(Exception):
+    """The connector yielded something the contract does not allow; a bug to report, not to retry."""
+
+
+def run_sync(runtime: Runtime, run_id: str) -> None:
+    """Run the sync ``run_id`` if it is still queued; record how it ended on the run and its integration."""
+    run = _claim(runtime, run_id, secrets.token_hex(16))
+    if run is None:
+        return
+    try:
+        outcome, error = _execute(runtime, run)
+    except _LeaseLost:
+        log.info("sync %s: lease lost; another worker or the reaper has it", run.id)
+        return
+    _finish(runtime, run, outcome, error)
+
+
+def _claim(runtime: Runtime, run_id: str, token: str) -> _Run | None:
+    now = datetime.now(UTC)
+    with runtime.engine.begin() as conn:
+        row = conn.execute(
+            sync_runs.update()
+            .where(sync_runs.c.id == run_id, sync_runs.c.status == "queued")
+            .values(
+                status="running",
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=runtime.config.lease_seconds),
+                started_at=sa.func.coalesce(sync_runs.c.started_at, sa.literal(now, sync_runs.c.started_at.type)),
+                updated_at=now,
+            )
+            .returning(sync_runs.c.tenant_id, sync_runs.c.integration_id)
+        ).first()
+        if row is None:
+            return None
+        conn.execute(integrations.update().where(integrations.c.id == row.integration_id).values(status="syncing"))
+    return _Run(run_id, row.tenant_id, row.integration_id, token)
+
+
+def _execute(runtime: Runtime, run: _Run) -> tuple[str, str | None]:
+    """Run the connector, retrying transient failures a few times; the outcome and the user's message."""
+    with runtime.engine.connect() as conn:
+        found = integration_rows.get_integrations_by_ids(conn, [run.integration_id], with_synchronizations=False)
+        if not found:
+            raise _LeaseLost
+        state = conn.execute(
+            sa.select(integrations.c.sync_state).where(integrations.c.id == run.integration_id)
+        ).scalar()
+    integration = found[0]
+    if not integration.enabled:
+        return "cancelled", "the integration was disabled before the sync ran"  # its status is not at fault
+    registered = runtime.registry.get(integration.service)
+    if registered is None or "sync" not in registered.manifest.capabilities:
+        return "failed", f"no installed connector syncs for service '{integration.service}'"
+    try:
+        call = connector_call(runtime, integration, registered)
+    except SecretKeyError as exc:
+        return "failed", str(exc)
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            cancelled = _stream(runtime, run, call, registered.manifest, state if isinstance(state, dict) else {})
+            return ("cancelled" if cancelled else "succeeded"), None
+        except (_LeaseLost, sa.exc.SQLAlchemyError):
+            raise  # the store decides what happens next (the reaper resumes the run)
+        except PermanentError as exc:
+            return "failed", call.redact(exc.message)[:2000]
+        except _BadOutput as exc:
+            return "failed", f"the {integration.service} connector is faulty: {exc}"
+        except NotImplementedError:
+            return "failed", f"the {integration.service} connector does not implement sync yet"
+        except TransientError as exc:
+            message, delay = exc.message, exc.delay
+        except httpx.TransportError as exc:
+            message, delay = transient_from_transport_error(exc).message, None
+        except Exception as exc:  # a bug in connector code: it may pass on a second try
+            message, delay = f"unexpected error in the connector: {type(exc).__name__}: {exc}", None
+        if tries > len(RETRY_DELAYS):
+            return "failed", call.redact(f"{message} (gave up after {tries} tries)")[:2000]
+        if _wait(runtime, run, max(RETRY_DELAYS[tries - 1], min(delay or 0.0, MAX_RETRY_WAIT))):
+            return "cancelled", None
+        with runtime.engine.connect() as conn:  # start again from the last state written
+            state = conn.execute(
+                sa.select(integrations.c.sync_state).where(integrations.c.id == run.integration_id)
+            ).scalar()
+
+
+def _stream(runtime: Runtime, run: _Run, call: ConnectorCall, manifest: Manifest, state: dict[str, Any]) -> bool:
+    """Consume the connector's records; True when a cancel was found at a checkpoint."""
+    call.context.state = json.loads(json.dumps(state))  # the connector's own copy
+    default_type = _default_type(manifest)
+    batch: dict[str, EventIn] = {}
+    read = 0
+    items: Iterator[dict[str, Any]] = call.connector.sync(call.context)
+    try:
+        for item in items:
+            if isinstance(item, Mapping) and set(item) == {"checkpoint"}:
+                checkpoint = item["checkpoint"]
+                if not isinstance(checkpoint, Mapping):
+                    raise _BadOutput("a checkpoint must be {'checkpoint': {...}} with a JSON object as the state")
+                if _commit(runtime, run, call, batch, read, _json_object(checkpoint)):
+                    return True
+                batch, read = {}, 0
+                continue
+            record_id, event = _record(item, default_type)
+            batch.setdefault(record_id, event)
+            read += 1
+            if len(batch) >= BATCH_RECORDS:  # keep memory flat; the state stays where it was
+                if _commit(runtime, run, call, batch, read, None):
+                    return True
+                batch, read = {}, 0
+        _commit(runtime, run, call, batch, read, None)
+        return False
+    finally:
+        close = getattr(items, "close", None)
+        if callable(close):
+            close()
+
+
+def _commit(
+    runtime: Runtime,
+    run: _Run,
+    call: ConnectorCall,
+    batch: dict[str, EventIn],
+    read: int,
+    state: dict[str, Any] | None,
+) -> bool:
+    """Write the batch's unseen records, the new state and the count in one transaction; True if cancelled."""
+    now = datetime.now(UTC)
+    values: dict[str, Any] = {
+        "records_read": sync_runs.c.records_read + read,
+        "lease_expires_at": now + timedelta(seconds=runtime.config.lease_seconds),
+        "updated_at": now,
+    }
+    if state is not None:
+        values["state"] = state
+    dispatch: list[str] = []
+    with runtime.engine.begin() as conn:
+        row = conn.execute(
+            sync_runs.update()
+            .where(sync_runs.c.id == run.id, sync_runs.c.lease_token == run.token, sync_runs.c.status == "running")
+            .values(**values)
+            .returning(sync_runs.c.cancel_requested)
+        ).first()
+        if row is None:
+            raise _LeaseLost
+        unseen = _unseen(conn, run.integration_id, list(batch))
+        if unseen:
+            conn.execute(
+                sync_records.insert(), [{"integration_id": run.integration_id, "record_id": r} for r in unseen]
+            )
+            items = [batch[r] for r in unseen]
+            dispatch = write_inbound(runtime, conn, run.tenant_id, run.integration_id, items, now)
+        if state is not None:
+            conn.execute(integrations.update().where(integrations.c.id == run.integration_id).values(sync_state=state))
+    call.client.clear()  # the exchanges are not kept for syncs; do not let them pile up
+    runtime.pipeline.dispatch(dispatch)
+    return bool(row.cancel_requested)
+
+
+def _unseen(conn: sa.Connection, integration_id: str, record_ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for start in range(0, len(record_ids), 500):
+        chunk = record_ids[start : start + 500]
+        seen.update(
+            conn.execute(
+                sa.select(sync_records.c.record_id).where(
+                    sync_records.c.integration_id == integration_id, sync_records.c.record_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    return [r for r in record_ids if r not in seen]
+
+
+def _record(item: Any, default_type: str) -> tuple[str, EventIn]:
+    """A yielded record as an event: the record is the data; ``type`` and ``occurred_at`` are optional."""
+    if not isinstance(item, Mapping):
+        raise _BadOutput(f"sync yielded {type(item).__name__}; yield record dicts and checkpoints")
+    record_id = item.get("id")
+    if (
+        isinstance(record_id, bool)
+        or not isinstance(record_id, str | int)
+        or not 1 <= len(str(record_id)) <= MAX_RECORD_ID
+    ):
+        raise _BadOutput(f"every record needs an 'id' (a string of 1 to {MAX_RECORD_ID} characters)")
+    event_type = item.get("type")
+    if not isinstance(event_type, str) or not 1 <= len(event_type) <= MAX_TYPE_LENGTH:
+        event_type = default_type
+    return str(record_id), EventIn(
+        type=event_type, data=_json_object(item), occurred_at=_parse_time(item.get("occurred_at"))
+    )
+
+
+def _json_object(value: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise _BadOutput(f"records and states must be JSON: {exc}") from None
+    return result
+
+
+def _default_type(manifest: Manifest) -> str:
+    """The event type of a record that names none: the manifest's first inbound event type."""
+    inbound = [e.event_type for e in manifest.sync_events if e.direction == "inbound"]
+    return inbound[0] if inbound else f"{manifest.service}.record"
+
+
+def _wait(runtime: Runtime, run: _Run, seconds: float) -> bool:
+    """Sleep before the next try, keeping the lease; True if a cancel was asked meanwhile."""
+    deadline = time.monotonic() + seconds
+    while True:
+        now = datetime.now(UTC)
+        with runtime.engine.begin() as conn:
+            row = conn.execute(
+                sync_runs.update()
+                .where(sync_runs.c.id == run.id, sync_runs.c.lease_token == run.token, sync_runs.c.status == "running")
+                .values(lease_expires_at=now + timedelta(seconds=runtime.config.lease_seconds), updated_at=now)
+                .returning(sync_runs.c.cancel_requested)
+            ).first()
+        if row is None:
+            raise _LeaseLost
+        if row.cancel_requested:
+            return True
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(left, runtime.config.lease_seconds / 3))
+
+
+def _finish(runtime: Runtime, run: _Run, outcome: str, error: str | None) -> None:
+    """Close the run and show the result on the integration: connected, or error with the message."""
+    now = datetime.now(UTC)
+    with runtime.engine.begin() as conn:
+        done = conn.execute(
+            sync_runs.update()
+            .where(sync_runs.c.id == run.id, sync_runs.c.lease_token == run.token, sync_runs.c.status == "running")
+            .values(
+                status=outcome,
+                error=error,
+                finished_at=now,
+                lease_token=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        ).rowcount
+        if not done:
+            return
+        mine = integrations.c.id == run.integration_id
+        if outcome == "succeeded":
+            conn.execute(
+                integrations.update().where(mine).values(status="connected", last_synced_at=now, error_message=None)
+            )
+        elif outcome == "failed":
+            conn.execute(integrations.update().where(mine).values(status="error", error_message=error))
+        else:
+            settle_status(conn, run.integration_id)
+    log.info("sync %s of %s: %s%s", run.id, run.integration_id, outcome, f" ({error})" if error else "")
+
+
+def settle_status(conn: sa.Connection, integration_id: str) -> None:
+    """After a sync that ended without a verdict (cancelled): ``syncing`` goes back to what it was."""
+    conn.execute(
+        integrations.update()
+        .where(integrations.c.id == integration_id, integrations.c.status == "syncing")
+        .values(status=sa.case((integrations.c.error_message.is_(None), "connected"), else_="error"))
+    )
