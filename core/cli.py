@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -216,6 +217,44 @@ def connectors_list(as_json: bool) -> None:
         click.echo(f"{r.service:<20} {r.manifest.version:<8} {r.distribution:<24} {caps}")
     for b in registry.broken:
         click.echo(f"BROKEN {b.entry_point} ({b.distribution} {b.distribution_version}): {b.error}", err=True)
+
+
+@connectors.command("new")
+@click.argument("name")
+@click.option(
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The folder to create the package folder interlink-NAME/ in.",
+)
+def connectors_new(name: str, directory: Path) -> None:
+    """Create a connector package interlink-NAME/ (NAME is the service id) that passes the conformance
+    suite as generated: pyproject with the entry point, manifest, connector class, emulator, test."""
+    from interlink import scaffold
+    from interlink.registry import load_registry
+
+    try:
+        scaffold.validate_service(name)
+    except scaffold.ScaffoldError as exc:
+        raise click.BadParameter(str(exc), param_hint="NAME") from None
+    taken = load_registry().get(name)
+    if taken is not None and taken.distribution != f"interlink-{name}":
+        raise click.BadParameter(
+            f"the service id '{name}' is already registered by {taken.distribution} (entry point "
+            f"'{taken.entry_point}'), so a second package could not load; choose another NAME",
+            param_hint="NAME",
+        )
+    try:
+        root = scaffold.create(name, directory)
+    except scaffold.ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created the connector package {root}:")
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        click.echo(f"    {path.relative_to(root)}")
+    click.echo("\nNext: install it (with Interlink installed) and run its conformance tests:\n")
+    click.echo(f"    pip install -e '{root}[test]'")
+    click.echo(f"    cd {root} && pytest")
 
 
 @main.command()

@@ -31,6 +31,7 @@ from interlink.connector import CAPABILITIES, Connector, ConnectorContext, Perma
 from interlink.http import RecordingClient, recording_client
 from interlink.manifest import load_manifest, meta_schema
 from interlink.registry import load_registry
+from interlink.testing import CHECKS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -123,6 +124,28 @@ def test_every_context_field_is_in_contributing(field: str) -> None:
 @pytest.mark.parametrize("name", ["raise_for_status", "parse_retry_after", "transient_from_transport_error"])
 def test_the_http_helpers_for_connectors_are_in_contributing(name: str) -> None:
     assert f"`{name}(" in CONTRIBUTING, f"interlink.http.{name} is not described in CONTRIBUTING.md"
+
+
+def _section(document: str, heading: str) -> str:
+    """The text under ``## heading``, up to the next ``## `` heading."""
+    found = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", document, flags=re.MULTILINE | re.DOTALL)
+    assert found, f"CONTRIBUTING.md has no '## {heading}' section"
+    return found.group(1)
+
+
+CONFORMANCE = _section(CONTRIBUTING, "The conformance suite")
+
+
+def test_the_conformance_suite_has_checks() -> None:
+    assert "test_deliver_5xx_is_transient" in CHECKS
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_every_conformance_check_is_documented(check: str) -> None:
+    assert re.search(rf"^- `{re.escape(check)}`: \S", CONFORMANCE, flags=re.MULTILINE), (
+        f"CONTRIBUTING.md's 'The conformance suite' has no '- `{check}`: ...' item saying what the check means "
+        "and how to fix a failure"
+    )
 
 
 def test_every_settings_keyword_of_the_meta_schema_is_listed() -> None:

@@ -258,8 +258,9 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_registry_loads_the_ten_builtins_through_entry_points(registry: Any) -> None:
     assert registry.broken == []
-    assert sorted(registry.connectors) == BUILTINS, "run `pip install -e .` so the entry points exist"
-    for service, registered in registry.connectors.items():
+    builtins = {s: r for s, r in registry.connectors.items() if r.distribution == "interlink"}
+    assert sorted(builtins) == BUILTINS, "run `pip install -e .` so the entry points exist"
+    for service, registered in builtins.items():
         assert registered.entry_point == service
         assert registered.distribution == "interlink"
         assert registered.connector_class.__name__ == CLASS_NAMES[service]

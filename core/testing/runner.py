@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from interlink.manifest import Manifest
 from interlink.registry import BrokenPlugin, ConnectorRegistry, RegisteredConnector, load_registry
 from interlink.testing.suite import CHECKS, ConnectorSuite
 
@@ -148,15 +149,23 @@ def resolve_checks(names: Iterable[str]) -> list[str]:
     return [c for c in CHECKS if not wanted or c in wanted]
 
 
-def default_url_setting(service: str) -> str:
-    """The settings key the suite points at the fault proxy: ``url`` for ``custom``, else ``baseUrl``."""
-    return "url" if service == "custom" else "baseUrl"
+def default_url_setting(manifest: Manifest) -> str:
+    """The settings key the suite points at the fault proxy, read from the manifest.
+
+    ``baseUrl`` where the connector has one (the convention for every vendor connector), else its only
+    URL-formatted setting (``url`` of ``custom``, ``webhookUrl`` of a Slack connector), else ``baseUrl``.
+    """
+    properties = manifest.settings_schema.get("properties", {})
+    if "baseUrl" in properties:
+        return "baseUrl"
+    urls = [key for key, prop in properties.items() if prop.get("format") == "uri"]
+    return urls[0] if len(urls) == 1 else "baseUrl"
 
 
 def suite_class(target: RegisteredConnector, url_setting: str | None = None) -> type[ConnectorSuite]:
     """A :class:`ConnectorSuite` subclass for ``target``, as an author would write it in a test module."""
     service_id = target.service
-    url_key = url_setting or default_url_setting(service_id)
+    url_key = url_setting or default_url_setting(target.manifest)
 
     class Suite(ConnectorSuite):
         service = service_id
