@@ -92,3 +92,16 @@ def auth(runtime: Runtime) -> dict[str, str]:
     """Headers of a fresh tenant ``acme``."""
     t = make_tenant(runtime, "acme")
     return {"Authorization": t["Authorization"]}
+
+
+@pytest.fixture
+def api(live: Runtime) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """A client of the app around ``live``: the modules that use it define ``live`` (with a worker)."""
+    with TestClient(create_app(live)) as c:
+        yield c
+
+
+@pytest.fixture
+def tenant(live: Runtime) -> dict[str, str]:
+    """Headers of a fresh tenant ``acme`` on ``live``."""
+    return {"Authorization": make_tenant(live, "acme")["Authorization"]}

@@ -9,8 +9,8 @@ from pathlib import Path
 PACKAGES = Path(__file__).parent / "packages"
 
 
-def install_test_packages(target: Path, *names: str) -> Path:
-    """``pip install --target`` the named packages of ``tests/packages``; returns the folder."""
+def pip_install(target: Path, *projects: Path) -> Path:
+    """``pip install --target`` local project folders, offline, as pip installs into site-packages."""
     subprocess.run(
         [
             sys.executable,
@@ -23,9 +23,14 @@ def install_test_packages(target: Path, *names: str) -> Path:
             "--no-index",
             "--target",
             str(target),
-            *(str(PACKAGES / n) for n in names),
+            *(str(p) for p in projects),
         ],
         check=True,
         capture_output=True,
     )
     return target
+
+
+def install_test_packages(target: Path, *names: str) -> Path:
+    """``pip install --target`` the named packages of ``tests/packages``; returns the folder."""
+    return pip_install(target, *(PACKAGES / n for n in names))

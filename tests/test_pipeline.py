@@ -42,17 +42,6 @@ def live(fast_config: Config) -> Iterator[Runtime]:
     runtime.close()
 
 
-@pytest.fixture
-def api(live: Runtime) -> Iterator[Client]:
-    with TestClient(create_app(live)) as c:
-        yield c
-
-
-@pytest.fixture
-def tenant(live: Runtime) -> dict[str, str]:
-    return {"Authorization": make_tenant(live, "acme")["Authorization"]}
-
-
 def event(api: Client, auth: dict[str, str], event_id: str) -> dict[str, Any]:
     response = api.get(f"/v1/integrations/events/{event_id}", headers=auth)
     assert response.status_code == 200, response.text

@@ -22,6 +22,7 @@ from interlink.manifest import load_manifest
 from interlink.registry import ConnectorRegistry, load_registry
 from interlink.runtime import Runtime
 from tests.conftest import make_tenant
+from tests.plugin_packages import pip_install
 
 FILES = {
     "pyproject.toml",
@@ -46,25 +47,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def site(generated: Path) -> Path:
     """The generated package installed by pip into a folder, as into site-packages."""
-    target = generated.parent / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(generated),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return target
+    return pip_install(generated.parent / "site", generated)
 
 
 @pytest.fixture

@@ -65,17 +65,6 @@ def live(config: Config, registry: ConnectorRegistry) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def api(live: Runtime) -> Iterator[Client]:
-    with TestClient(create_app(live)) as c:
-        yield c
-
-
-@pytest.fixture
-def tenant(live: Runtime) -> dict[str, str]:
-    return {"Authorization": make_tenant(live, "acme")["Authorization"]}
-
-
-@pytest.fixture
 def idle(config: Config, registry: ConnectorRegistry) -> Iterator[Client]:
     """An API whose runtime has no worker: triggered runs stay queued."""
     runtime = Runtime.start(config, registry=registry)
