@@ -46,6 +46,8 @@ class Config:
     """A queued event whose message has not been consumed for this long is sent again (lost messages)."""
     reaper_interval: float = 5.0
     """Seconds between two passes of the reaper."""
+    scheduler_interval: float = 10.0
+    """Seconds between two passes of the sync scheduler, which queues the syncs that are due."""
 
     @property
     def embedded(self) -> bool:
@@ -66,4 +68,5 @@ class Config:
             lease_seconds=_number("INTERLINK_LEASE_SECONDS", 300.0),
             redispatch_after=_number("INTERLINK_REDISPATCH_AFTER", 120.0),
             reaper_interval=_number("INTERLINK_REAPER_INTERVAL", 5.0),
+            scheduler_interval=_number("INTERLINK_SCHEDULER_INTERVAL", 10.0),
         )

@@ -1,4 +1,5 @@
-"""The pipeline's execution: actors on a Dramatiq broker, the worker that consumes them, the reaper.
+"""The pipeline's execution: actors on a Dramatiq broker, the worker that consumes them, the reaper and
+the sync scheduler.
 
 Actors are declared per runtime (not at import), so a process can hold an in-process pipeline and tests
 can build as many as they need. Every process declares the same actor names on the same queues.
@@ -16,6 +17,7 @@ from interlink.broker import make_broker
 from interlink.pipeline.deliver import deliver_batch
 from interlink.pipeline.publish import Coalescer
 from interlink.pipeline.reaper import Reaper
+from interlink.pipeline.scheduler import Scheduler
 from interlink.pipeline.sync import run_sync
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ SYNC_TIME_LIMIT_MS = 6 * 3600 * 1000
 
 
 class Pipeline:
-    """Sends event ids to ``deliver`` and sync run ids to ``sync``; runs a worker and the reaper where asked."""
+    """Sends event ids to ``deliver`` and sync run ids to ``sync``; runs a worker, the reaper and the scheduler."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -65,6 +67,7 @@ class Pipeline:
         self.coalescer = Coalescer(runtime)
         self._worker: dramatiq.Worker | None = None
         self._reaper: Reaper | None = None
+        self._scheduler: Scheduler | None = None
 
     @property
     def in_process(self) -> bool:
@@ -90,7 +93,7 @@ class Pipeline:
                 log.warning("broker unavailable; sync %s waits for the reaper", run_id, exc_info=True)
 
     def start(self, *, threads: int | None = None, reaper: bool = True) -> None:
-        """Consume messages in this process (``threads`` worker threads) and run the reaper."""
+        """Consume messages in this process (``threads`` worker threads); run the reaper and the scheduler."""
         if self._worker is None:
             self._worker = dramatiq.Worker(
                 self.broker, worker_threads=threads or self.runtime.config.worker_threads, worker_timeout=100
@@ -99,9 +102,15 @@ class Pipeline:
         if reaper and self._reaper is None:
             self._reaper = Reaper(self.runtime)
             self._reaper.start()
+        if reaper and self._scheduler is None:
+            self._scheduler = Scheduler(self.runtime)
+            self._scheduler.start()
 
     def stop(self) -> None:
         self.coalescer.stop()
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
         if self._reaper is not None:
             self._reaper.stop()
             self._reaper = None

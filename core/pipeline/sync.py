@@ -311,10 +311,16 @@ def _finish(runtime: Runtime, run: _Run, outcome: str, error: str | None) -> Non
         mine = integrations.c.id == run.integration_id
         if outcome == "succeeded":
             conn.execute(
-                integrations.update().where(mine).values(status="connected", last_synced_at=now, error_message=None)
+                integrations.update()
+                .where(mine)
+                .values(status="connected", last_synced_at=now, error_message=None, sync_failures=0)
             )
-        elif outcome == "failed":
-            conn.execute(integrations.update().where(mine).values(status="error", error_message=error))
+        elif outcome == "failed":  # the scheduler waits longer before each retry (growing intervals)
+            conn.execute(
+                integrations.update()
+                .where(mine)
+                .values(status="error", error_message=error, sync_failures=integrations.c.sync_failures + 1)
+            )
         else:
             settle_status(conn, run.integration_id)
     log.info("sync %s of %s: %s%s", run.id, run.integration_id, outcome, f" ({error})" if error else "")

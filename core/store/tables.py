@@ -75,6 +75,8 @@ integrations = sa.Table(
     sa.Column("sync_state", JSONType, nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("next_sync_at", UTCDateTime(), nullable=True),
+    sa.Column("sync_failures", sa.Integer(), nullable=False, server_default="0"),
     sa.Index("ix_integrations_tenant_id_id", "tenant_id", "id"),
 )
 
