@@ -37,6 +37,7 @@ __all__ = [
     "fanout_targets",
     "new_event_row",
     "parse_events",
+    "parse_time",
     "publish",
     "publish_async",
     "write_requests",
@@ -112,7 +113,7 @@ def _parse_one(item: Any, pointer: str) -> EventIn | list[FieldError]:
     occurred_at = item.get("occurred_at")
     when: datetime | None = None
     if occurred_at is not None:
-        when = _parse_time(occurred_at)
+        when = parse_time(occurred_at)
         if when is None:
             errors.append(
                 FieldError(
@@ -126,7 +127,8 @@ def _parse_one(item: Any, pointer: str) -> EventIn | list[FieldError]:
     return EventIn(type=str(event_type), data=item.get("data", {}), id=external_id, occurred_at=when)
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """An aware datetime from an ISO 8601 string or a datetime (naive means UTC); ``None`` if it is neither."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, str):

@@ -28,7 +28,7 @@ from interlink.http import transient_from_transport_error
 from interlink.manifest import Manifest
 from interlink.pipeline.context import ConnectorCall, connector_call
 from interlink.pipeline.inbound import write_inbound
-from interlink.pipeline.publish import MAX_TYPE_LENGTH, EventIn, _parse_time
+from interlink.pipeline.publish import MAX_TYPE_LENGTH, EventIn, parse_time
 from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
 from interlink.store.tables import integrations, sync_records, sync_runs
@@ -250,7 +250,7 @@ def _record(item: Any, default_type: str) -> tuple[str, EventIn]:
     if not isinstance(event_type, str) or not 1 <= len(event_type) <= MAX_TYPE_LENGTH:
         event_type = default_type
     return str(record_id), EventIn(
-        type=event_type, data=_json_object(item), occurred_at=_parse_time(item.get("occurred_at"))
+        type=event_type, data=_json_object(item), occurred_at=parse_time(item.get("occurred_at"))
     )
 
 
