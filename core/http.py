@@ -176,13 +176,27 @@ class RecordingClient(httpx.Client):
             "timeout": _complete(request.extensions.get("timeout") or {}, self.timeout).as_dict(),
         }
         started, t0 = datetime.now(UTC), time.perf_counter()
+        direct = self._direct(kwargs)
         try:
-            response = (
-                self._send_direct(request) if self._direct(kwargs) else super().send(request, stream=True, **kwargs)
-            )
+            response = self._send_direct(request) if direct else super().send(request, stream=True, **kwargs)
         except Exception as exc:
             self._record(request, started, t0, error=exc)
             raise
+        if direct and not stream and isinstance(response.stream, httpx.ByteStream):
+            # The whole body is already here: record it at once, no pass-through wrapper needed.
+            raw = b"".join(response.stream)
+            response.read()
+            self._record_body(
+                request,
+                started,
+                t0,
+                response.status_code,
+                response.headers,
+                raw[: self._capture],
+                len(raw),
+                complete=len(raw) <= self._capture,
+            )
+            return response
         assert isinstance(response.stream, httpx.SyncByteStream)
         on_close = partial(self._record_response, response.request, started, t0, response.status_code, response.headers)
         response.stream = _RecordingStream(response.stream, self._capture, on_close)
@@ -225,8 +239,34 @@ class RecordingClient(httpx.Client):
         headers: httpx.Headers,
         body: _RecordingStream,
     ) -> None:
+        self._record_body(
+            request,
+            started,
+            t0,
+            status,
+            headers,
+            bytes(body.head),
+            body.size,
+            complete=body.finished and body.size <= self._capture,
+            error=body.error,
+        )
+
+    def _record_body(
+        self,
+        request: httpx.Request,
+        started: datetime,
+        t0: float,
+        status: int,
+        headers: httpx.Headers,
+        head: bytes,
+        size: int,
+        *,
+        complete: bool,
+        error: Exception | None = None,
+    ) -> None:
+        """Record an exchange from the first bytes of its body as received (``size`` counts them all)."""
         encoding = headers.get("Content-Encoding", "identity").strip().lower()
-        content = bytes(body.head)
+        content = head
         if encoding != "identity":
             try:  # decode the captured head the way httpx decodes the body, gzip and all
                 content = httpx.Response(200, headers={"Content-Encoding": encoding}, content=content).content
@@ -238,9 +278,9 @@ class RecordingClient(httpx.Client):
             t0,
             status=status,
             response_headers=headers,
-            response_body=self._clip(content, complete=body.finished and body.size <= self._capture),
-            response_body_size=body.size,
-            error=body.error,
+            response_body=self._clip(content, complete=complete),
+            response_body_size=size,
+            error=error,
         )
 
     def _record(
