@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlalchemy as sa
 
-from interlink.connector import PermanentError, TransientError
-from interlink.http import RecordedExchange, transient_from_transport_error
+from interlink.http import RecordedExchange
 from interlink.pipeline.context import connector_call
+from interlink.pipeline.failures import classify_failure
 from interlink.pipeline.retries import DEFAULT_SCHEDULE, next_delay
 from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
@@ -164,18 +163,12 @@ def _attempt(
     retry_after: float | None = None
     try:
         call.connector.deliver(call.context, envelope, event.id)
-    except TransientError as exc:
-        outcome.status, outcome.error, retry_after = "queued", exc.message, exc.delay
-    except PermanentError as exc:
-        outcome.status, outcome.error = "failed", exc.message
-    except httpx.TransportError as exc:
-        transient = transient_from_transport_error(exc)
-        outcome.status, outcome.error = "queued", transient.message
-    except NotImplementedError:
-        outcome.status = "failed"
-        outcome.error = f"the {integration.service} connector does not implement deliver yet"
-    except Exception as exc:  # a bug in connector code: retry, it may be fixed by then
-        outcome.status, outcome.error = "queued", f"unexpected error in the connector: {type(exc).__name__}: {exc}"
+    except Exception as exc:
+        failure = classify_failure(exc)
+        outcome.status = "queued" if failure.retryable else "failed"
+        outcome.error, retry_after = failure.message, failure.delay
+        if failure.kind == "not_implemented":
+            outcome.error = f"the {integration.service} connector does not implement deliver yet"
     outcome.exchanges = list(call.client.exchanges)
     if outcome.error is not None:
         outcome.error = call.redact(outcome.error)[:2000]

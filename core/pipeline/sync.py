@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import sqlalchemy as sa
 
-from interlink.connector import PermanentError, TransientError
-from interlink.http import transient_from_transport_error
 from interlink.manifest import Manifest
 from interlink.pipeline.context import ConnectorCall, connector_call
+from interlink.pipeline.failures import classify_failure
 from interlink.pipeline.inbound import write_inbound
 from interlink.pipeline.publish import MAX_TYPE_LENGTH, EventIn, parse_time
 from interlink.secrets import SecretKeyError
@@ -126,18 +124,15 @@ def _execute(runtime: Runtime, run: _Run) -> tuple[str, str | None]:
             return ("cancelled" if cancelled else "succeeded"), None
         except (_LeaseLost, sa.exc.SQLAlchemyError):
             raise  # the store decides what happens next (the reaper resumes the run)
-        except PermanentError as exc:
-            return "failed", call.redact(exc.message)[:2000]
         except _BadOutput as exc:
             return "failed", f"the {integration.service} connector is faulty: {exc}"
-        except NotImplementedError:
-            return "failed", f"the {integration.service} connector does not implement sync yet"
-        except TransientError as exc:
-            message, delay = exc.message, exc.delay
-        except httpx.TransportError as exc:
-            message, delay = transient_from_transport_error(exc).message, None
-        except Exception as exc:  # a bug in connector code: it may pass on a second try
-            message, delay = f"unexpected error in the connector: {type(exc).__name__}: {exc}", None
+        except Exception as exc:
+            failure = classify_failure(exc)
+            if failure.kind == "not_implemented":
+                return "failed", f"the {integration.service} connector does not implement sync yet"
+            if not failure.retryable:
+                return "failed", call.redact(failure.message)[:2000]
+            message, delay = failure.message, failure.delay
         if tries > len(RETRY_DELAYS):
             return "failed", call.redact(f"{message} (gave up after {tries} tries)")[:2000]
         if _wait(runtime, run, max(RETRY_DELAYS[tries - 1], min(delay or 0.0, MAX_RETRY_WAIT))):

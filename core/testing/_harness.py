@@ -19,9 +19,10 @@ from unittest import mock
 
 import httpx
 
-from interlink.connector import Connector, ConnectorContext, PermanentError, TransientError
-from interlink.http import DEFAULT_TIMEOUT, RecordingClient, recording_client, transient_from_transport_error
+from interlink.connector import Connector, ConnectorContext
+from interlink.http import DEFAULT_TIMEOUT, RecordingClient, recording_client
 from interlink.pipeline.context import RedactingLogger
+from interlink.pipeline.failures import classify_failure
 from interlink.registry import RegisteredConnector
 
 __all__ = ["Harness", "Outcome", "SentRequest", "classify", "observe_requests"]
@@ -46,19 +47,14 @@ class Outcome:
 
 
 def classify(call: Callable[[], object]) -> Outcome:
-    """Call ``call`` and classify its outcome exactly as ``interlink.pipeline.deliver`` does."""
+    """Call ``call`` and classify its outcome with the core's own :func:`classify_failure`."""
     try:
         call()
-    except TransientError as exc:
-        return Outcome("transient", exc.message, exc.delay, exc)
-    except PermanentError as exc:
-        return Outcome("permanent", exc.message, None, exc)
-    except httpx.TransportError as exc:
-        return Outcome("transient", transient_from_transport_error(exc).message, None, exc)
-    except NotImplementedError as exc:
-        return Outcome("permanent", f"does not implement it: {exc}", None, exc)
     except Exception as exc:
-        return Outcome("unexpected", f"{type(exc).__name__}: {exc}", None, exc)
+        failure = classify_failure(exc)
+        if failure.kind == "not_implemented":
+            return Outcome("permanent", f"does not implement it: {exc}", None, exc)
+        return Outcome(failure.kind, failure.message, failure.delay, exc)
     return Outcome("succeeded")
 
 
