@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from interlink.manifest import FieldError
+
 __all__ = [
     "Catalogue",
     "ConnectorManifest",
@@ -30,7 +32,19 @@ __all__ = [
     "SyncTriggered",
     "SynchronizationIn",
     "SynchronizationOut",
+    "resolve_twin",
 ]
+
+
+def resolve_twin(errors: list[FieldError], pointer: str, camel: Any, snake: Any, name: str) -> Any:
+    """One value from a camelCase/snake_case pair of fields (``UNSET`` if neither was sent).
+
+    Both sent with different values is an error, appended to ``errors`` at ``pointer``.
+    """
+    if camel is not UNSET and snake is not UNSET and camel != snake:
+        errors.append(FieldError(pointer, "const", f"'{name}' is given twice with different values"))
+    return camel if camel is not UNSET else snake
+
 
 EXAMPLE_ID = "int_01jd3k4m5n6p7q8r9s0t1v2w3x"
 

@@ -49,12 +49,6 @@ def _aware(value: datetime | Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _twin(errors: list[FieldError], pointer: str, camel: Any, snake: Any) -> Any:
-    if camel is not UNSET and snake is not UNSET and camel != snake:
-        errors.append(FieldError(pointer, "const", f"'{pointer[1:]}' is given twice with different values"))
-    return None if camel is UNSET and snake is UNSET else (snake if camel is UNSET else camel)
-
-
 class PublishController(Controller):
     """``/v1/events``: the platform's domain events enter here."""
 
@@ -116,15 +110,17 @@ class EventMonitorController(Controller):
     ) -> schemas.EventPage:
         """Events by integration, status (one or a list), type and time range; newest first."""
         errors: list[FieldError] = []
-        integration_id = _twin(errors, "/integrationId", data.integrationId, data.integration_id)
-        event_type = _twin(errors, "/eventType", data.eventType, data.event_type)
+        integration_id = schemas.resolve_twin(
+            errors, "/integrationId", data.integrationId, data.integration_id, "integrationId"
+        )
+        event_type = schemas.resolve_twin(errors, "/eventType", data.eventType, data.event_type, "eventType")
         if errors:
             raise InvalidInputError(errors)
         statuses = [] if data.status is UNSET else [data.status] if isinstance(data.status, str) else data.status
         query = service.EventFilter(
-            integration_id=integration_id,
+            integration_id=None if integration_id is UNSET else integration_id,
             statuses=statuses,
-            event_type=event_type,
+            event_type=None if event_type is UNSET else event_type,
             start=_aware(data.from_),
             end=_aware(data.to),
             page=data.page,

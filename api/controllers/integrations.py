@@ -43,18 +43,11 @@ CREATE_EXAMPLE = {
 UPDATE_EXAMPLE = {"enabled": False, "settings": {"apiKey": "pk_new..."}}
 
 
-def _twin(errors: list[FieldError], pointer: str, camel: Any, snake: Any, name: str) -> Any:
-    """One value from a camelCase/snake_case pair; both given and different is an error."""
-    if camel is not UNSET and snake is not UNSET and camel != snake:
-        errors.append(FieldError(pointer, "const", f"'{name}' is given twice with different values"))
-    return camel if camel is not UNSET else snake
-
-
 def _synchronizations(errors: list[FieldError], items: list[schemas.SynchronizationIn]) -> list[Synchronization]:
     result = []
     for i, item in enumerate(items):
         pointer = f"/synchronizations/{i}/eventType"
-        event_type = _twin(errors, pointer, item.eventType, item.event_type, "eventType")
+        event_type = schemas.resolve_twin(errors, pointer, item.eventType, item.event_type, "eventType")
         if event_type is UNSET:
             errors.append(FieldError(pointer, "required", "'eventType' is required"))
             continue
@@ -153,9 +146,13 @@ class IntegrationController(Controller):
     ) -> schemas.IntegrationEnvelope:
         """Validate the settings against the connector's schema, encrypt its secrets, and store it."""
         errors: list[FieldError] = []
-        service_id = _twin(errors, "/service", data.service, data.type, "service")
-        interval = _twin(errors, "/sync_interval", data.syncInterval, data.sync_interval, "sync_interval")
-        schedule = _twin(errors, "/retry_schedule", data.retrySchedule, data.retry_schedule, "retry_schedule")
+        service_id = schemas.resolve_twin(errors, "/service", data.service, data.type, "service")
+        interval = schemas.resolve_twin(
+            errors, "/sync_interval", data.syncInterval, data.sync_interval, "sync_interval"
+        )
+        schedule = schemas.resolve_twin(
+            errors, "/retry_schedule", data.retrySchedule, data.retry_schedule, "retry_schedule"
+        )
         syncs = _synchronizations(errors, data.synchronizations)
         if service_id is UNSET:
             errors.append(FieldError("/service", "required", "'service' is required"))
@@ -210,9 +207,13 @@ class IntegrationController(Controller):
     ) -> schemas.IntegrationEnvelope:
         """Merge the changes and revalidate; a secret sent as the mask, or omitted, keeps its value."""
         errors: list[FieldError] = []
-        service_id = _twin(errors, "/service", data.service, data.type, "service")
-        interval = _twin(errors, "/sync_interval", data.syncInterval, data.sync_interval, "sync_interval")
-        schedule = _twin(errors, "/retry_schedule", data.retrySchedule, data.retry_schedule, "retry_schedule")
+        service_id = schemas.resolve_twin(errors, "/service", data.service, data.type, "service")
+        interval = schemas.resolve_twin(
+            errors, "/sync_interval", data.syncInterval, data.sync_interval, "sync_interval"
+        )
+        schedule = schemas.resolve_twin(
+            errors, "/retry_schedule", data.retrySchedule, data.retry_schedule, "retry_schedule"
+        )
         syncs = None if data.synchronizations is UNSET else _synchronizations(errors, data.synchronizations)
         if errors:
             raise InvalidInputError(errors)
