@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -289,6 +290,32 @@ def conformance(targets: tuple[str, ...], url_setting: str | None, checks: tuple
         click.echo(runner.format_report(outcomes))
     if counts["fail"]:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("service")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, type=int, help="Port to listen on [default: a free one].")
+@click.option("--api-key", default=None, help="The one API key it accepts [default: the emulator's test key].")
+@click.option("--webhook-secret", default=None, help="The secret it signs webhooks with [default: a test secret].")
+def emulate(service: str, host: str, port: int, api_key: str | None, webhook_secret: str | None) -> None:
+    """Run a local emulator of SERVICE's API (in the foreground) to try a flow with no vendor account."""
+    from interlink.testing.emulators import EMULATORS, emulator_class
+
+    try:
+        cls = emulator_class(service)
+    except KeyError:
+        raise click.BadParameter(
+            f"no emulator for '{service}' (there are: {', '.join(sorted(EMULATORS))})", param_hint="SERVICE"
+        ) from None
+    emulator = cls(api_key=api_key, webhook_secret=webhook_secret, host=host, port=port)
+    click.echo(f"{service} emulator on {emulator.url}")
+    click.echo(f"  baseUrl:        {emulator.url}")
+    click.echo(f"  API key:        {emulator.api_key}")
+    click.echo(f"  webhook secret: {emulator.webhook_secret}")
+    click.echo("Ctrl-C stops it.", nl=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        emulator.serve_forever()
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ class WebhookRequest:
     headers: Mapping[str, str]
     body: bytes
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When Interlink received it: the same when :meth:`Connector.handle_webhook` runs later on a worker."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class ConnectorContext:
     """The clock, a callable returning an aware ``datetime``; tests replace it."""
     signing_secret: str | None = None
     """The integration's own signing secret (``whsec_...``), for connectors that sign what they send."""
+    inbound_key_hash: str | None = None
+    """SHA-256 hex of the integration's inbound key (``ik_...``), for connectors that accept it as a Bearer token."""
 
 
 class Connector:
@@ -142,10 +145,25 @@ class Connector:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement sync")
 
-    def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
-        """Verify an inbound vendor request and parse it into events.
+    def verify_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult | None:
+        """Decide, while the vendor waits, whether an inbound request is genuine. Part of ``handle_webhook``.
 
-        Raise :class:`PermanentError` naming the setting (``webhookSecret``) when verification fails.
+        Return ``None`` to accept it: the core stores the raw body, answers 200 at once and calls
+        :meth:`handle_webhook` on a worker. Return a :class:`WebhookResult` to answer with its
+        ``response_status``/``response_body`` and store nothing (a handshake such as Adapty's
+        ``adapty_check``). Raise :class:`PermanentError` naming the setting (``setting="webhookSecret"``)
+        when verification fails: the core answers 401 and stores no event. Check timestamps against
+        ``request.received_at``, never the wall clock. Keep it fast: no network calls.
+        """
+        raise PermanentError(f"{type(self).__name__} does not verify webhooks, so none is accepted")
+
+    def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
+        """Parse a request :meth:`verify_webhook` accepted into events; runs on a worker, later.
+
+        Return a :class:`WebhookResult` whose ``events`` are inbound envelopes
+        (:func:`interlink.envelope.envelope`), each with the vendor's event ``id``: the core records an id
+        once per integration, so a vendor's retry of the same event creates nothing new. Raise
+        :class:`PermanentError` for a body that cannot be parsed.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement handle_webhook")
 

@@ -103,5 +103,6 @@ def connector_call(runtime: Runtime, integration: Integration, registered: Regis
         http=prepared.client,
         logger=prepared.logger,
         signing_secret=prepared.signing_secret,
+        inbound_key_hash=integration.inbound_key_hash,
     )
     return ConnectorCall(registered.connector_class(), context, prepared.client, prepared.secret_values)

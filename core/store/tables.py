@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 __all__ = [
     "communication_logs",
+    "event_counts",
     "events",
     "integrations",
     "metadata",
@@ -21,6 +22,7 @@ __all__ = [
     "sync_runs",
     "synchronizations",
     "tenants",
+    "webhook_requests",
 ]
 
 metadata = sa.MetaData()
@@ -77,8 +79,13 @@ integrations = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("next_sync_at", UTCDateTime(), nullable=True),
     sa.Column("sync_failures", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("kind", sa.String(20), nullable=False, server_default="integration"),
+    sa.Column("hook_failures", sa.Integer(), nullable=False, server_default="0"),
     sa.Index("ix_integrations_tenant_id_id", "tenant_id", "id"),
 )
+"""``kind`` is ``integration`` for what a tenant configures under /v1/integrations, and ``notification`` for a
+tenant's notification endpoint (/v1/webhooks), which is delivered to through the same pipeline.
+``hook_failures`` counts inbound webhooks in a row that failed verification."""
 
 synchronizations = sa.Table(
     "synchronizations",
@@ -214,3 +221,44 @@ sync_records = sa.Table(
 """The vendor record ids an integration's syncs have published: a record seen again is not published again.
 
 A row is written in the transaction that publishes its record, so only committed records count as seen."""
+
+webhook_requests = sa.Table(
+    "webhook_requests",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("tenant_id", sa.String(40), nullable=False),
+    sa.Column("integration_id", sa.String(40), sa.ForeignKey("integrations.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.Column("method", sa.String(10), nullable=False),
+    sa.Column("headers", JSONType, nullable=False),
+    sa.Column("body", sa.LargeBinary(), nullable=False),
+    sa.Column("body_size", sa.Integer(), nullable=False),
+    sa.Column("response_status", sa.Integer(), nullable=True),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("events_created", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("lease_token", sa.String(32), nullable=True),
+    sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
+    sa.Column("dispatched_at", UTCDateTime(), nullable=True),
+    sa.Column("processed_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_webhook_requests_integration", "tenant_id", "integration_id", "id"),
+    sa.Index("ix_webhook_requests_lease", "status", "lease_expires_at"),
+)
+"""Every inbound webhook request: accepted ones keep their raw body until a worker parses it (``received`` →
+``processing`` → ``processed``/``failed``); refused ones (``rejected``) keep why, for the integration's log."""
+
+event_counts = sa.Table(
+    "event_counts",
+    metadata,
+    sa.Column(
+        "integration_id",
+        sa.String(40),
+        sa.ForeignKey("integrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("hour", UTCDateTime(), primary_key=True),
+    sa.Column("tenant_id", sa.String(40), nullable=False),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+)
+"""How many events each integration got per hour (both directions), kept in the transaction that writes
+them, so that ``sync_stats`` never counts over the events table."""

@@ -71,8 +71,8 @@ class QuietHandler(BaseHTTPRequestHandler):
 class BackgroundServer:
     """Runs ``handler`` on 127.0.0.1 (a free port) in a daemon thread; a context manager."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
         self.stopping = threading.Event()
@@ -81,12 +81,22 @@ class BackgroundServer:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``, without a trailing slash."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        host, port = str(self._server.server_address[0]), self._server.server_address[1]
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - an address to reach it at
+        return f"http://{reachable}:{port}"
 
     def start(self) -> None:
         if not self.started:
             self.started = True
             self._thread.start()
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (``interlink emulate``)."""
+        self.started = True
+        try:
+            self._server.serve_forever(0.2)
+        finally:
+            self._server.server_close()
 
     def stop(self) -> None:
         self.stopping.set()

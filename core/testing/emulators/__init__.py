@@ -1,0 +1,31 @@
+"""Vendor emulators: local HTTP servers that follow each vendor's documented contract (``vendors.md``).
+
+Tests point a connector's ``baseUrl`` at one; ``interlink emulate SERVICE --port N`` runs one in the
+foreground so a person can try a whole flow with no vendor account. Each module holds one vendor's
+emulator; :data:`EMULATORS` maps a service id to ``module:class``, imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from interlink.testing.emulators.base import Emulator
+
+__all__ = ["EMULATORS", "emulator_class"]
+
+EMULATORS: dict[str, str] = {
+    "stripe": "interlink.testing.emulators.stripe:StripeEmulator",
+    "revenuecat": "interlink.testing.emulators.revenuecat:RevenueCatEmulator",
+    "adapty": "interlink.testing.emulators.adapty:AdaptyEmulator",
+    "klaviyo": "interlink.testing.emulators.klaviyo:KlaviyoEmulator",
+}
+"""Service id to the emulator class, as ``module:class``."""
+
+
+def emulator_class(service: str) -> type[Emulator]:
+    """The emulator class of ``service``; ``KeyError`` when there is none."""
+    module, _, name = EMULATORS[service].partition(":")
+    found: type[Emulator] = getattr(importlib.import_module(module), name)
+    return found
