@@ -13,7 +13,7 @@ Errors are classified, as dramatiq's ``Retry`` and the Singer SDK's retriable/fa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -136,6 +136,25 @@ class Connector:
         Raise :class:`TransientError` (with ``delay`` from ``Retry-After``) or :class:`PermanentError`.
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement deliver")
+
+    def deliver_batch(
+        self, ctx: ConnectorContext, batch: Sequence[tuple[Mapping[str, Any], str]]
+    ) -> list[Exception | None]:
+        """Push several events of one integration at once, ``(event, idempotency_key)`` pairs, oldest first.
+
+        Optional, part of ``deliver``: override it when the vendor has a bulk endpoint. Return one entry per
+        event, in order: ``None`` for delivered, else the exception :meth:`deliver` would have raised for
+        it (a :class:`TransientError` or :class:`PermanentError`). The default delivers one by one.
+        """
+        outcomes: list[Exception | None] = []
+        for event, key in batch:
+            try:
+                self.deliver(ctx, event, key)
+            except Exception as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        return outcomes
 
     def sync(self, ctx: ConnectorContext) -> Iterator[dict[str, Any]]:
         """Pull records from the vendor, starting from ``ctx.state``; yield them as they arrive.
