@@ -101,7 +101,23 @@ def test_every_hook_has_a_section_in_contributing(hook: str) -> None:
     assert _has_section(CONTRIBUTING, hook), f"CONTRIBUTING.md has no '### {hook}' section"
 
 
-@pytest.mark.parametrize("method", CAPABILITIES)
+CONNECTOR_METHODS = sorted(
+    name for name, value in vars(Connector).items() if callable(value) and not name.startswith("_")
+)
+
+
+def test_the_connector_methods_are_found() -> None:
+    assert {*CAPABILITIES, "deliver_batch", "verify_webhook"} <= set(CONNECTOR_METHODS)
+
+
+@pytest.mark.parametrize("method", CONNECTOR_METHODS)
+def test_every_connector_method_is_in_contributing(method: str) -> None:
+    assert f"`{method}(self" in CONTRIBUTING or f"`{method}()`" in CONTRIBUTING, (
+        f"Connector.{method} is not described in CONTRIBUTING.md"
+    )
+
+
+@pytest.mark.parametrize("method", CONNECTOR_METHODS)
 def test_every_connector_method_has_a_docstring(method: str) -> None:
     assert inspect.getdoc(getattr(Connector, method)), f"Connector.{method} has no docstring"
 
