@@ -150,6 +150,35 @@ class Emulator:
         """Whether a request needs no credentials (a health path, a token endpoint)."""
         return False
 
+    # -- what the conformance suite asks of an emulator (override what your vendor has) ------------
+
+    webhook_signed: ClassVar[bool] = True
+    """Whether the vendor's webhook authentication covers the body, so a tampered body must be refused."""
+    webhook_timestamped: ClassVar[bool] = True
+    """Whether the vendor's webhooks carry a signed timestamp, so a stale replay must be refused."""
+
+    def integration_settings(self) -> dict[str, Any]:
+        """Settings for an integration aimed at this emulator: its base URL and the credentials it accepts."""
+        return {"baseUrl": self.url, "apiKey": self.api_key}
+
+    def webhook_headers(self, body: bytes, *, secret: str | None = None, sent_at: int | None = None) -> dict[str, str]:
+        """The headers the vendor would send with ``body``, authenticated with ``secret`` (default
+        :attr:`webhook_secret`) at unix time ``sent_at`` (default now)."""
+        raise NotImplementedError(f"{type(self).__name__} does not send webhooks")
+
+    def sample_webhook(self) -> bytes:
+        """The body of a genuine webhook of this vendor, carrying one event."""
+        raise NotImplementedError(f"{type(self).__name__} does not send webhooks")
+
+    def seed_records(self, count: int) -> None:
+        """Make exactly ``count`` more records available to the connector's ``sync`` (each one record it yields)."""
+        raise NotImplementedError(f"{type(self).__name__} has no records to sync")
+
+    def sample_event(self) -> dict[str, Any] | None:
+        """An outbound event envelope the vendor accepts (``id``, ``type``, ``occurred_at``, ``data``), or
+        ``None`` for the suite's generic one."""
+        return None
+
     # -- switches for tests -----------------------------------------------------------------------
 
     def fail_next(
