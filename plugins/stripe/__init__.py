@@ -1,4 +1,11 @@
-"""The Stripe connector: a stub whose methods arrive with the connectors issue."""
+"""The Stripe connector: events in by signed webhook and by pulling the Events API; customers out.
+
+Every request goes through ``ctx.http`` to ``settings.baseUrl`` (default ``https://api.stripe.com``),
+with the ``apiKey`` as a bearer token and the optional ``Stripe-Account`` (``accountId``) and
+``Stripe-Version`` (``apiVersion``) headers. The modules beside this one each do one job: ``_api``
+(requests and the reading of Stripe's errors), ``_sync`` (the Events API cursor), ``_events`` (an
+Event as an inbound envelope), ``_webhooks`` (``Stripe-Signature``), ``_customers`` (the upsert).
+"""
 
 from __future__ import annotations
 
@@ -10,39 +17,42 @@ from interlink.hookspecs import hookimpl
 from interlink.manifest import builtin_manifest_path
 from interlink.registry import Register
 
+from ._api import StripeApi
+from ._customers import upsert_customer
+from ._events import event_envelope
+from ._sync import sync_events
+from ._webhooks import parse_event, verify_signature
+
 __all__ = ["StripeConnector", "register_connectors"]
 
 
 class StripeConnector(Connector):
-    """Stripe: the methods its manifest declares, each a stub until the connectors issue."""
+    """Stripe: ``check`` on the balance, ``sync`` of the Events API, signed webhooks, Customer upserts."""
 
     def check(self, ctx: ConnectorContext) -> CheckResult:
-        """Stub until the connectors issue.
-
-        It will GET /v1/balance with apiKey.
-        """
-        raise NotImplementedError("stripe check arrives with the connectors issue")
-
-    def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
-        """Stub until the connectors issue.
-
-        It will upsert the Stripe Customer of a platform customer, with Idempotency-Key.
-        """
-        raise NotImplementedError("stripe deliver arrives with the connectors issue")
+        """``GET /v1/balance``: the cheapest call every secret or restricted key with balance read may make."""
+        balance = StripeApi.from_context(ctx).get("/v1/balance")
+        mode = "live" if balance.get("livemode") else "test"
+        account = f", account {ctx.settings['accountId']}" if ctx.settings.get("accountId") else ""
+        return CheckResult(ok=True, message=f"connected to Stripe ({mode} mode{account})")
 
     def sync(self, ctx: ConnectorContext) -> Iterator[dict[str, Any]]:
-        """Stub until the connectors issue.
+        """Page ``GET /v1/events`` from the saved ``created`` cursor; a checkpoint after every page (``_sync``)."""
+        return sync_events(StripeApi.from_context(ctx), ctx)
 
-        It will page GET /v1/events from the last seen event.
-        """
-        raise NotImplementedError("stripe sync arrives with the connectors issue")
+    def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
+        """Upsert the Stripe Customer of a platform customer, with ``Idempotency-Key`` (``_customers``)."""
+        upsert_customer(StripeApi.from_context(ctx), ctx, event, idempotency_key)
+
+    def verify_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult | None:
+        """Check ``Stripe-Signature`` with ``webhookSecret`` against ``received_at``; refuse thin v2 events."""
+        verify_signature(ctx.settings.get("webhookSecret"), request)
+        parse_event(request.body)
+        return None
 
     def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
-        """Stub until the connectors issue.
-
-        It will verify Stripe-Signature with webhookSecret and parse the Event.
-        """
-        raise NotImplementedError("stripe handle_webhook arrives with the connectors issue")
+        """The verified body is one Event: one envelope."""
+        return WebhookResult(events=[event_envelope(parse_event(request.body))])
 
 
 @hookimpl
