@@ -9,10 +9,8 @@ import base64
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
-
-import sqlalchemy as sa
 
 from interlink.errors import ConflictError, InvalidInputError, NotFoundError
 from interlink.ids import new_id
@@ -20,9 +18,9 @@ from interlink.manifest import FieldError, Manifest
 from interlink.pipeline.retries import DEFAULT_SCHEDULE
 from interlink.runtime import Runtime
 from interlink.secrets import mask_settings, merge_settings
+from interlink.stats import integration_stats
 from interlink.store import integrations as rows
 from interlink.store.integrations import Integration, Synchronization
-from interlink.store.tables import events
 from interlink.store.tenants import hash_token
 
 __all__ = [
@@ -305,12 +303,7 @@ def public_view(runtime: Runtime, integration: Integration, *, with_stats: bool 
 
 
 def sync_stats(runtime: Runtime, integration: Integration) -> dict[str, Any]:
-    """The integration's event figures, both directions (counted with the filter index)."""
-    day_ago = datetime.now(UTC) - timedelta(hours=24)
-    mine = (events.c.tenant_id == integration.tenant_id, events.c.integration_id == integration.id)
+    """The integration's event figures, both directions, from hourly counters (see :mod:`interlink.stats`)."""
     with runtime.engine.connect() as conn:
-        total, earliest = conn.execute(sa.select(sa.func.count(), sa.func.min(events.c.created_at)).where(*mine)).one()
-        recent = conn.execute(sa.select(sa.func.count()).where(*mine, events.c.created_at >= day_ago)).scalar_one()
-    if earliest is not None and earliest.tzinfo is None:  # SQLite's MIN() comes back without a zone
-        earliest = datetime.fromisoformat(str(earliest)).replace(tzinfo=UTC)
-    return {"events_last_24h": recent, "events_total": total, "earliest_event_at": earliest}
+        stats = integration_stats(conn, integration.tenant_id, integration.id, datetime.now(UTC))
+    return stats.as_dict()
