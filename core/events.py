@@ -18,6 +18,7 @@ from interlink.ids import new_id
 from interlink.manifest import FieldError
 from interlink.pipeline.publish import new_event_row
 from interlink.runtime import Runtime
+from interlink.stats import count_events
 from interlink.store.tables import communication_logs, events, published_events
 
 __all__ = [
@@ -205,13 +206,11 @@ def retry_event(runtime: Runtime, tenant_id: str, event_id: str) -> dict[str, An
         ).scalar()
         if in_flight is not None:
             raise ConflictError(f"a retry of '{event_id}' is still in flight: {in_flight}")
-        conn.execute(
-            events.insert().values(
-                new_event_row(
-                    new_event_id, tenant_id, row.integration_id, row.event_type, row.payload_ref, now, retry_of=event_id
-                )
-            )
+        new_row = new_event_row(
+            new_event_id, tenant_id, row.integration_id, row.event_type, row.payload_ref, now, retry_of=event_id
         )
+        conn.execute(events.insert().values(new_row))
+        count_events(conn, [new_row])
     runtime.pipeline.dispatch([new_event_id])
     return get_event(runtime, tenant_id, new_event_id)
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from interlink.ids import new_id
 from interlink.pipeline.publish import EventIn, PublishRequest, build_rows, fanout_targets
+from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, published_events
 
@@ -49,6 +50,7 @@ def write_inbound(
     ]
     insert_rows(conn, published_events, payload_rows)
     insert_rows(conn, events, inbound_rows + outbound_rows)
+    count_events(conn, inbound_rows + outbound_rows)
     return [row["id"] for row in outbound_rows]
 
 

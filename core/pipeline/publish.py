@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from interlink.errors import InvalidInputError
 from interlink.ids import new_id
 from interlink.manifest import FieldError
+from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, integrations, published_events, synchronizations
 
@@ -237,6 +238,7 @@ def _write(runtime: Runtime, requests: list[PublishRequest]) -> tuple[list[list[
             )
         insert_rows(conn, published_events, payload_rows)
         insert_rows(conn, events, event_rows)
+        count_events(conn, event_rows)
     return all_results, [row["id"] for row in event_rows]
 
 
