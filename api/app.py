@@ -15,6 +15,7 @@ from interlink import __version__
 from interlink.api.auth import TokenCache, provide_tenant, require_tenant
 from interlink.api.controllers.events import EventMonitorController, PublishController
 from interlink.api.controllers.health import health
+from interlink.api.controllers.hooks import HookController, HookLogController
 from interlink.api.controllers.integrations import IntegrationController
 from interlink.api.controllers.syncs import SyncController
 from interlink.api.errors import EXCEPTION_HANDLERS
@@ -46,7 +47,13 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
 
     v1 = Router(
         path="/",
-        route_handlers=[IntegrationController, SyncController, EventMonitorController, PublishController],
+        route_handlers=[
+            IntegrationController,
+            SyncController,
+            EventMonitorController,
+            PublishController,
+            HookLogController,
+        ],
         guards=[require_tenant],
         dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},
         security=[{"BearerAuth": []}],
@@ -61,7 +68,7 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
     )
     state: dict[str, Any] = {"runtime": runtime, "token_cache": TokenCache()}
     return Litestar(
-        route_handlers=[health, v1],
+        route_handlers=[health, HookController, v1],  # hooks: the connector authenticates, not a tenant token
         dependencies={"runtime": Provide(_provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[_startup],

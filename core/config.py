@@ -48,6 +48,8 @@ class Config:
     """Seconds between two passes of the reaper."""
     scheduler_interval: float = 10.0
     """Seconds between two passes of the sync scheduler, which queues the syncs that are due."""
+    hook_max_bytes: int = 1024 * 1024
+    """The largest inbound webhook body accepted (``POST /v1/hooks/{id}``); a larger one answers 413."""
 
     @property
     def embedded(self) -> bool:
@@ -69,4 +71,5 @@ class Config:
             redispatch_after=_number("INTERLINK_REDISPATCH_AFTER", 120.0),
             reaper_interval=_number("INTERLINK_REAPER_INTERVAL", 5.0),
             scheduler_interval=_number("INTERLINK_SCHEDULER_INTERVAL", 10.0),
+            hook_max_bytes=_whole("INTERLINK_HOOK_MAX_BYTES", 1024 * 1024),
         )

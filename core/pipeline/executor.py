@@ -15,6 +15,7 @@ import dramatiq
 
 from interlink.broker import make_broker
 from interlink.pipeline.deliver import deliver_batch
+from interlink.pipeline.hooks import process_request
 from interlink.pipeline.publish import Coalescer
 from interlink.pipeline.reaper import Reaper
 from interlink.pipeline.scheduler import Scheduler
@@ -32,6 +33,7 @@ BATCH_SIZE = 50
 
 DELIVERIES_QUEUE = "deliveries"
 SYNCS_QUEUE = "syncs"
+HOOKS_QUEUE = "hooks"
 SYNC_TIME_LIMIT_MS = 6 * 3600 * 1000
 """A sync interrupted by this limit keeps its checkpoints: the reaper hands the run to a worker again."""
 
@@ -64,6 +66,17 @@ class Pipeline:
             max_retries=0,
             time_limit=SYNC_TIME_LIMIT_MS,
         )(sync)
+
+        def process_hook(request_id: str) -> None:
+            process_request(runtime, request_id)
+
+        self.process_hook = dramatiq.actor(
+            broker=self.broker,
+            actor_name="process_hook",
+            queue_name=HOOKS_QUEUE,
+            max_retries=0,
+            time_limit=int(runtime.config.lease_seconds * 1000),
+        )(process_hook)
         self.coalescer = Coalescer(runtime)
         self._worker: dramatiq.Worker | None = None
         self._reaper: Reaper | None = None
@@ -91,6 +104,14 @@ class Pipeline:
                 self.sync.send(run_id)
             except Exception:  # the run is committed: the reaper sends it once the broker is back
                 log.warning("broker unavailable; sync %s waits for the reaper", run_id, exc_info=True)
+
+    def dispatch_hooks(self, request_ids: Sequence[str]) -> None:
+        """Send stored webhook request ids to the ``process_hook`` actor, one message each."""
+        for request_id in request_ids:
+            try:
+                self.process_hook.send(request_id)
+            except Exception:  # the request is committed: the reaper sends it once the broker is back
+                log.warning("broker unavailable; webhook request %s waits for the reaper", request_id, exc_info=True)
 
     def start(self, *, threads: int | None = None, reaper: bool = True) -> None:
         """Consume messages in this process (``threads`` worker threads); run the reaper and the scheduler."""

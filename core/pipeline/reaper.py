@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from interlink.pipeline.hooks import reap_hooks
 from interlink.pipeline.sync import settle_status
 from interlink.store.tables import events, sync_runs
 
@@ -160,6 +161,7 @@ class Reaper(threading.Thread):
             try:
                 reap(self._runtime)
                 reap_syncs(self._runtime)
+                reap_hooks(self._runtime)
             except Exception:  # the next pass tries again; the database is the truth
                 log.exception("reaper pass failed")
 

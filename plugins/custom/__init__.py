@@ -1,7 +1,10 @@
-"""The Custom integration: platform events POSTed as JSON to your endpoint, signed per Standard Webhooks."""
+"""The Custom integration: platform events POSTed as JSON to your endpoint, signed per Standard Webhooks; and
+events your system POSTs to the integration's inbound URL, authenticated by its inbound API key."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -10,9 +13,12 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from interlink.connector import Connector, ConnectorContext, PermanentError, WebhookRequest, WebhookResult
+from interlink.envelope import envelope
+from interlink.errors import InvalidInputError
 from interlink.hookspecs import hookimpl
 from interlink.http import raise_for_status
 from interlink.manifest import builtin_manifest_path
+from interlink.pipeline import parse_events
 from interlink.registry import Register
 
 __all__ = ["CustomConnector", "register_connectors"]
@@ -49,9 +55,54 @@ class CustomConnector(Connector):
             response, setting="url" if response.is_redirect or not authorization else "authorizationHeader"
         )
 
+    def verify_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult | None:
+        """Accept ``Authorization: Bearer ik_...`` when it is the integration's inbound key (SHA-256, constant time)."""
+        if not ctx.inbound_key_hash:
+            raise PermanentError(
+                "the integration has no inbound API key yet: create one with "
+                f"POST /v1/integrations/{ctx.integration_id}/regenerate-key"
+            )
+        header = next((v for k, v in request.headers.items() if k.lower() == "authorization"), "")
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise PermanentError("no inbound API key: send it as 'Authorization: Bearer ik_...'")
+        digest = hashlib.sha256(token.strip().encode()).hexdigest()
+        if not hmac.compare_digest(digest, ctx.inbound_key_hash):
+            raise PermanentError(
+                "the Bearer token is not the integration's inbound API key (a regenerated key replaces the old "
+                f"one at once): send the key from POST /v1/integrations/{ctx.integration_id}/regenerate-key"
+            )
+        return None
+
     def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
-        """Stub until the inbound webhooks issue: it will check the inbound API key and parse the events."""
-        raise NotImplementedError("custom handle_webhook arrives with the inbound webhooks issue")
+        """Read one event ``{"type", "data", "id"?, "occurred_at"?}`` or ``{"events": [...]}``, as ``POST /v1/events``.
+
+        ``id`` is your own id for the event: a second request with the same ``id`` creates nothing new. An
+        event without one gets an id derived from the body and its place in it, so a resent body is
+        recognised too (send ids to tell identical events apart).
+        """
+        try:
+            body = json.loads(request.body)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError
+            raise PermanentError(f"the body is not JSON: {exc}") from None
+        try:
+            items = parse_events(body)
+        except InvalidInputError as exc:
+            raise PermanentError(f"the body is not an event or a batch of events: {exc}") from None
+        raws = body.get("events", [body])
+        derived = hashlib.sha256(request.body).hexdigest()[:32]
+        events = [
+            envelope(
+                id=item.id or f"body-{derived}-{i}",
+                type=item.type,
+                source="custom",
+                occurred_at=item.occurred_at or request.received_at,
+                data=item.data if isinstance(item.data, Mapping) else {"value": item.data},
+                raw=raw,
+            )
+            for i, (item, raw) in enumerate(zip(items, raws, strict=True))
+        ]
+        return WebhookResult(events=events)
 
 
 @hookimpl

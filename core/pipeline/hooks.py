@@ -1,0 +1,497 @@
+"""Inbound webhooks: verify and store a vendor's request while it waits, parse it on a worker later.
+
+The request side (:func:`receive`) runs the connector's ``verify_webhook`` and stores the request with its
+raw body (``received``), or a ``rejected`` row that says why (no body). The vendor is answered at once; the
+stored id goes to the ``process_hook`` actor after the commit (outbox, as for deliveries).
+
+The worker side (:func:`process_request`) takes a ``received`` row by compare-and-set with a lease, calls
+``handle_webhook`` on the request rebuilt from the row, and writes the inbound events, the vendor ids that
+mark them seen (``sync_records``, shared with syncs: a vendor event is recorded once however it arrives)
+and the row's outcome in one transaction. :func:`reap_hooks` hands lost messages and expired leases on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from interlink.connector import PermanentError, WebhookRequest, WebhookResult
+from interlink.errors import NotFoundError
+from interlink.http import _sensitive
+from interlink.ids import new_id
+from interlink.pipeline.context import connector_call
+from interlink.pipeline.failures import classify_failure
+from interlink.pipeline.inbound import write_inbound
+from interlink.pipeline.publish import MAX_TYPE_LENGTH, EventIn, parse_time
+from interlink.registry import RegisteredConnector
+from interlink.secrets import MASK, SecretKeyError, redact
+from interlink.store import integrations as integration_rows
+from interlink.store.integrations import Integration
+from interlink.store.tables import integrations, sync_records, webhook_requests
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
+
+__all__ = [
+    "FAILURES_BEFORE_ERROR",
+    "HOOK_STATUSES",
+    "MAX_ATTEMPTS",
+    "HookAnswer",
+    "HookTarget",
+    "find_target",
+    "list_requests",
+    "process_request",
+    "reap_hooks",
+    "receive",
+    "refuse_too_large",
+]
+
+log = logging.getLogger(__name__)
+
+HOOK_STATUSES = ("received", "processing", "processed", "failed", "rejected")
+FAILURES_BEFORE_ERROR = 5
+"""Verification failures in a row that put the integration in ``error``."""
+MAX_ATTEMPTS = 5
+"""Worker attempts at one stored request (transient failures, lost workers) before it is ``failed``."""
+MAX_RETRY_WAIT = 3600.0
+MAX_ERROR = 2000
+MAX_EVENT_ID = 200
+REAP_BATCH = 1000
+_FROM_HOOKS = " webhooks in a row failed verification: "
+"""Marks an ``error_message`` that webhooks set, so that only such an error is cleared by a verified one."""
+
+
+@dataclass(frozen=True)
+class HookTarget:
+    """The integration a request is addressed to, and the connector that verifies and parses it."""
+
+    integration: Integration
+    registered: RegisteredConnector
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    """What to answer the vendor: a body as given, or a problem (``detail``) when ``problem`` is set."""
+
+    status: int
+    body: Any = None
+    problem: bool = False
+    headers: dict[str, str] | None = None
+
+
+def find_target(runtime: Runtime, integration_id: str) -> HookTarget:
+    """The integration by id, whatever its tenant; :class:`NotFoundError` unless its connector takes webhooks."""
+    with runtime.engine.connect() as conn:
+        found = integration_rows.get_integrations_by_ids(conn, [integration_id], with_synchronizations=False)
+    registered = runtime.registry.get(found[0].service) if found else None
+    if not found or registered is None or "handle_webhook" not in registered.manifest.capabilities:
+        raise NotFoundError(f"no integration '{integration_id}' receives webhooks")
+    return HookTarget(found[0], registered)
+
+
+def redact_headers(headers: Mapping[str, str], secret_values: list[str]) -> dict[str, str]:
+    """Headers as the log keeps them: credentials (``Authorization``, signatures, tokens) and secret values masked."""
+    return {name: MASK if _sensitive(name) else redact(value, secret_values) for name, value in headers.items()}
+
+
+def receive(runtime: Runtime, target: HookTarget, request: WebhookRequest) -> HookAnswer:
+    """Verify ``request`` and store it; dispatch it to a worker once committed. Runs in a thread."""
+    integration = target.integration
+    try:
+        call = connector_call(runtime, integration, target.registered)
+    except SecretKeyError:
+        log.error("webhook for %s: its settings cannot be decrypted", integration.id)
+        detail = "the integration's settings cannot be read on this server; try again later"
+        return HookAnswer(503, detail, problem=True, headers={"Retry-After": "60"})
+    headers = redact_headers(request.headers, call.secret_values)
+    try:
+        handshake = call.connector.verify_webhook(call.context, request)
+    except PermanentError as exc:
+        message = call.redact(exc.message)[:MAX_ERROR]
+        _store(
+            runtime,
+            integration,
+            request,
+            headers,
+            "rejected",
+            401,
+            message,
+            failed_verification=True,
+            setting=exc.setting,
+        )
+        return HookAnswer(401, f"the request failed verification: {message}", problem=True)
+    except Exception as exc:  # a connector bug: the vendor tries again later; the tenant sees it in the log
+        log.warning("webhook for %s: verify_webhook raised %s", integration.id, type(exc).__name__)
+        message = call.redact(f"the {integration.service} connector failed to verify: {classify_failure(exc).message}")
+        _store(runtime, integration, request, headers, "rejected", 503, message[:MAX_ERROR])
+        return HookAnswer(503, "the request could not be verified; try again later", problem=True)
+    if handshake is not None:
+        if isinstance(handshake, WebhookResult) and 200 <= handshake.response_status <= 599:
+            return HookAnswer(handshake.response_status, handshake.response_body)
+        message = f"the {integration.service} connector's verify_webhook returned {type(handshake).__name__}"
+        _store(runtime, integration, request, headers, "rejected", 503, message)
+        return HookAnswer(503, "the request could not be verified; try again later", problem=True)
+    if not integration.enabled:
+        detail = "the integration is disabled: the request was refused; enable the integration to receive webhooks"
+        _store(runtime, integration, request, headers, "rejected", 409, detail)
+        return HookAnswer(409, detail, problem=True)
+    request_id = _store(runtime, integration, request, headers, "received", 200, None)
+    runtime.pipeline.dispatch_hooks([request_id])
+    return HookAnswer(200, {"received": True, "id": request_id})
+
+
+def refuse_too_large(runtime: Runtime, target: HookTarget, request: WebhookRequest, size: int) -> HookAnswer:
+    """Answer 413 for a body over ``config.hook_max_bytes`` and log the attempt (without its body)."""
+    limit = runtime.config.hook_max_bytes
+    detail = f"the body ({size} bytes or more) is over the limit of {limit} bytes (INTERLINK_HOOK_MAX_BYTES)"
+    headers = redact_headers(request.headers, [])
+    _store(runtime, target.integration, request, headers, "rejected", 413, detail, body_size=size)
+    return HookAnswer(413, detail, problem=True)
+
+
+def _store(
+    runtime: Runtime,
+    integration: Integration,
+    request: WebhookRequest,
+    headers: dict[str, str],
+    status: str,
+    response_status: int,
+    error: str | None,
+    *,
+    failed_verification: bool = False,
+    setting: str | None = None,
+    body_size: int | None = None,
+) -> str:
+    """Insert the request's row; a ``received`` one resets the failures in a row, a failed verification adds one.
+
+    ``setting`` is the settings key the connector blamed, named in the integration's error message.
+    """
+    request_id = new_id("hook")
+    received = status == "received"
+    mine = integrations.c.id == integration.id
+    with runtime.engine.begin() as conn:
+        conn.execute(
+            webhook_requests.insert().values(
+                id=request_id,
+                tenant_id=integration.tenant_id,
+                integration_id=integration.id,
+                status=status,
+                received_at=request.received_at,
+                method=request.method[:10],
+                headers=headers,
+                body=request.body if received else b"",
+                body_size=len(request.body) if body_size is None else body_size,
+                response_status=response_status,
+                error=error,
+                dispatched_at=request.received_at if received else None,
+                processed_at=None if received else request.received_at,
+            )
+        )
+        if received:
+            from_hooks = integrations.c.error_message.like(f"%{_FROM_HOOKS}%")
+            conn.execute(
+                integrations.update()
+                .where(mine, integrations.c.hook_failures > 0)
+                .values(
+                    hook_failures=0,
+                    status=sa.case(
+                        (sa.and_(integrations.c.status == "error", from_hooks), "connected"),
+                        else_=integrations.c.status,
+                    ),
+                    error_message=sa.case((from_hooks, sa.null()), else_=integrations.c.error_message),
+                )
+            )
+        elif failed_verification:
+            failures = conn.execute(
+                integrations.update()
+                .where(mine)
+                .values(hook_failures=integrations.c.hook_failures + 1)
+                .returning(integrations.c.hook_failures)
+            ).scalar()
+            if failures is not None and failures >= FAILURES_BEFORE_ERROR:
+                fix = f" — check settings.{setting}" if setting else ""
+                conn.execute(
+                    integrations.update()
+                    .where(mine)
+                    .values(
+                        status=sa.case((integrations.c.status == "syncing", "syncing"), else_="error"),
+                        error_message=f"{failures}{_FROM_HOOKS}{error}{fix}"[:MAX_ERROR],
+                    )
+                )
+    return request_id
+
+
+# -- the worker ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: str
+    tenant_id: str
+    integration_id: str
+    token: str
+    attempts: int
+    error: str | None
+    request: WebhookRequest
+
+
+class _LeaseLost(Exception):
+    """The row is no longer this worker's: the reaper handed it on after the lease expired, or it was deleted."""
+
+
+class _BadOutput(Exception):
+    """``handle_webhook`` returned something the contract does not allow; a bug to report, not to retry."""
+
+
+def process_request(runtime: Runtime, request_id: str) -> None:
+    """Parse the stored request ``request_id`` if it is still ``received``; record how it ended on its row."""
+    claimed = _claim(runtime, request_id, secrets.token_hex(16))
+    if claimed is None:
+        return
+    if claimed.attempts > MAX_ATTEMPTS:
+        _settle(runtime, claimed, "failed", f"gave up after {MAX_ATTEMPTS} attempts; last error: {claimed.error}")
+        return
+    outcome, message, delay = _handle(runtime, claimed)
+    if outcome == "retry" and claimed.attempts >= MAX_ATTEMPTS:
+        outcome, message = "failed", f"gave up after {claimed.attempts} attempts; last error: {message}"
+    if outcome in ("failed", "retry"):
+        _settle(runtime, claimed, outcome, message, delay)
+    log.info("webhook request %s of %s: %s", claimed.id, claimed.integration_id, outcome)
+
+
+def _claim(runtime: Runtime, request_id: str, token: str) -> _Claimed | None:
+    now = datetime.now(UTC)
+    with runtime.engine.begin() as conn:
+        row = conn.execute(
+            webhook_requests.update()
+            .where(webhook_requests.c.id == request_id, webhook_requests.c.status == "received")
+            .values(
+                status="processing",
+                lease_token=token,
+                lease_expires_at=now + timedelta(seconds=runtime.config.lease_seconds),
+                attempts=webhook_requests.c.attempts + 1,
+            )
+            .returning(
+                webhook_requests.c.tenant_id,
+                webhook_requests.c.integration_id,
+                webhook_requests.c.attempts,
+                webhook_requests.c.error,
+                webhook_requests.c.method,
+                webhook_requests.c.headers,
+                webhook_requests.c.body,
+                webhook_requests.c.received_at,
+            )
+        ).first()
+    if row is None:
+        return None
+    request = WebhookRequest(
+        method=row.method,
+        path=f"/v1/hooks/{row.integration_id}",
+        headers=dict(row.headers),
+        body=bytes(row.body),
+        received_at=row.received_at,
+    )
+    return _Claimed(request_id, row.tenant_id, row.integration_id, token, row.attempts, row.error, request)
+
+
+def _handle(runtime: Runtime, claimed: _Claimed) -> tuple[str, str | None, float | None]:
+    """Call ``handle_webhook`` and write its events: ``processed``, ``failed`` or ``retry``, a message, a delay."""
+    with runtime.engine.connect() as conn:
+        found = integration_rows.get_integrations_by_ids(conn, [claimed.integration_id], with_synchronizations=False)
+    if not found:
+        return "failed", "the integration was deleted", None
+    integration = found[0]
+    registered = runtime.registry.get(integration.service)
+    if registered is None or "handle_webhook" not in registered.manifest.capabilities:
+        return "failed", f"no installed connector handles webhooks for service '{integration.service}'", None
+    try:
+        call = connector_call(runtime, integration, registered)
+    except SecretKeyError as exc:
+        return "retry", str(exc), None
+    try:
+        result = call.connector.handle_webhook(call.context, claimed.request)
+        items = _events(result, claimed.request.received_at)
+    except _BadOutput as exc:
+        return "failed", call.redact(f"the {integration.service} connector is faulty: {exc}")[:MAX_ERROR], None
+    except Exception as exc:
+        failure = classify_failure(exc)
+        if failure.kind == "not_implemented":
+            return "failed", f"the {integration.service} connector does not implement handle_webhook yet", None
+        message = call.redact(failure.message)[:MAX_ERROR]
+        return ("retry" if failure.retryable else "failed"), message, failure.delay
+    finally:
+        call.client.clear()
+    try:
+        _write(runtime, claimed, items)
+    except _LeaseLost:
+        return "lost", None, None
+    return "processed", None, None
+
+
+def _events(result: Any, received_at: datetime) -> dict[str, EventIn]:
+    """The result's envelopes as events, by vendor id (the first of an id repeated in one request)."""
+    if not isinstance(result, WebhookResult):
+        raise _BadOutput(f"handle_webhook returned {type(result).__name__}; return a WebhookResult")
+    items: dict[str, EventIn] = {}
+    for event in result.events:
+        if not isinstance(event, Mapping):
+            raise _BadOutput("every event must be an envelope dict (interlink.envelope.envelope)")
+        event_id, event_type = event.get("id"), event.get("type")
+        if isinstance(event_id, bool) or not isinstance(event_id, str | int) or not 1 <= len(str(event_id)) <= 200:
+            raise _BadOutput(f"every event needs the vendor's 'id' (a string of 1 to {MAX_EVENT_ID} characters)")
+        if not isinstance(event_type, str) or not 1 <= len(event_type) <= MAX_TYPE_LENGTH:
+            raise _BadOutput(f"every event needs a 'type' (a string of 1 to {MAX_TYPE_LENGTH} characters)")
+        try:
+            data = json.loads(json.dumps(event))
+        except (TypeError, ValueError) as exc:
+            raise _BadOutput(f"events must be JSON: {exc}") from None
+        when = parse_time(event.get("occurred_at")) or received_at
+        items.setdefault(str(event_id), EventIn(type=event_type, data=data, occurred_at=when))
+    return items
+
+
+def _write(runtime: Runtime, claimed: _Claimed, items: dict[str, EventIn]) -> None:
+    """Write the unseen events and the row's outcome in one transaction, then dispatch their deliveries."""
+    for attempt in range(3):
+        now = datetime.now(UTC)
+        try:
+            with runtime.engine.begin() as conn:
+                unseen = _unseen(conn, claimed.integration_id, list(items))
+                done = conn.execute(
+                    webhook_requests.update()
+                    .where(_held(claimed))
+                    .values(
+                        status="processed",
+                        events_created=len(unseen),
+                        error=None,
+                        processed_at=now,
+                        lease_token=None,
+                        lease_expires_at=None,
+                    )
+                ).rowcount
+                if not done:
+                    raise _LeaseLost
+                dispatch: list[str] = []
+                if unseen:
+                    rows = [{"integration_id": claimed.integration_id, "record_id": i} for i in unseen]
+                    conn.execute(sync_records.insert(), rows)
+                    batch = [items[i] for i in unseen]
+                    dispatch = write_inbound(runtime, conn, claimed.tenant_id, claimed.integration_id, batch, now)
+        except sa.exc.IntegrityError:  # the same vendor id committed meanwhile (a retry, a sync): look again
+            if attempt == 2:
+                raise
+            continue
+        runtime.pipeline.dispatch(dispatch)
+        return
+
+
+def _unseen(conn: sa.Connection, integration_id: str, ids: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        seen.update(
+            conn.execute(
+                sa.select(sync_records.c.record_id).where(
+                    sync_records.c.integration_id == integration_id, sync_records.c.record_id.in_(chunk)
+                )
+            ).scalars()
+        )
+    return [i for i in ids if i not in seen]
+
+
+def _held(claimed: _Claimed) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        webhook_requests.c.id == claimed.id,
+        webhook_requests.c.lease_token == claimed.token,
+        webhook_requests.c.status == "processing",
+    )
+
+
+def _settle(runtime: Runtime, claimed: _Claimed, outcome: str, error: str | None, delay: float | None = None) -> None:
+    """``failed`` for good, or back to ``received`` for the reaper to send again (``retry``) after ``delay``."""
+    now = datetime.now(UTC)
+    free = {"lease_token": None, "lease_expires_at": None, "error": error}
+    if outcome == "retry":  # the reaper resends it once dispatched_at is INTERLINK_REDISPATCH_AFTER old
+        later = now + timedelta(seconds=min(delay or 0.0, MAX_RETRY_WAIT))
+        values: dict[str, Any] = {"status": "received", "dispatched_at": later, **free}
+    else:
+        values = {"status": "failed", "processed_at": now, **free}
+    with runtime.engine.begin() as conn:
+        conn.execute(webhook_requests.update().where(_held(claimed)).values(**values))
+
+
+def reap_hooks(runtime: Runtime, now: datetime | None = None) -> list[str]:
+    """Send again ``processing`` rows whose lease expired and ``received`` rows whose message was lost."""
+    now = now or datetime.now(UTC)
+    stale = now - timedelta(seconds=runtime.config.redispatch_after)
+    expired = sa.and_(webhook_requests.c.status == "processing", webhook_requests.c.lease_expires_at < now)
+    lost = sa.and_(
+        webhook_requests.c.status == "received",
+        sa.or_(webhook_requests.c.dispatched_at.is_(None), webhook_requests.c.dispatched_at <= stale),
+    )
+    with runtime.engine.begin() as conn:
+        revived = _take(
+            conn,
+            expired,
+            status="received",
+            lease_token=None,
+            lease_expires_at=None,
+            dispatched_at=now,
+            error="the worker was lost mid-way; sent again",
+        )
+        resent = _take(conn, lost, dispatched_at=now)
+    ids = [*revived, *resent]
+    if ids:
+        log.info("reaper: %d webhook requests after a lost worker, %d lost messages", len(revived), len(resent))
+        runtime.pipeline.dispatch_hooks(ids)
+    return ids
+
+
+def _take(conn: sa.Connection, where: sa.ColumnElement[bool], **values: Any) -> list[str]:
+    """Up to :data:`REAP_BATCH` rows matching ``where``, each moved by compare-and-set (so one reaper sends it)."""
+    ids = conn.execute(sa.select(webhook_requests.c.id).where(where).limit(REAP_BATCH)).scalars().all()
+    if not ids:
+        return []
+    statement = webhook_requests.update().where(webhook_requests.c.id.in_(ids), where).values(**values)
+    return list(conn.execute(statement.returning(webhook_requests.c.id)).scalars())
+
+
+# -- the log ---------------------------------------------------------------------------------------
+
+_VIEW = [
+    webhook_requests.c.id,
+    webhook_requests.c.received_at,
+    webhook_requests.c.method,
+    webhook_requests.c.status,
+    webhook_requests.c.response_status,
+    webhook_requests.c.error,
+    webhook_requests.c.body_size,
+    webhook_requests.c.events_created,
+    webhook_requests.c.attempts,
+    webhook_requests.c.processed_at,
+    webhook_requests.c.headers,
+]
+
+
+def list_requests(
+    runtime: Runtime, tenant_id: str, integration_id: str, *, page: int = 1, limit: int = 50
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the integration's webhook requests, newest first, and whether more follow."""
+    with runtime.engine.connect() as conn:
+        if integration_rows.get_integration(conn, tenant_id, integration_id) is None:
+            raise NotFoundError(f"integration '{integration_id}' not found")
+        rows = conn.execute(
+            sa.select(*_VIEW)
+            .where(webhook_requests.c.tenant_id == tenant_id, webhook_requests.c.integration_id == integration_id)
+            .order_by(webhook_requests.c.id.desc())
+            .limit(limit + 1)
+            .offset((page - 1) * limit)
+        ).all()
+    return [{str(c.name): getattr(r, c.name) for c in _VIEW} for r in rows[:limit]], len(rows) > limit
