@@ -582,7 +582,7 @@ class KlaviyoEmulator(Emulator):
         for key, value in profile.get("attributes", {}).items():
             if key == "properties" and isinstance(value, Mapping):
                 stored["properties"].update(value)
-            elif value is not None:
+            else:  # a null clears the field, as Klaviyo documents for profile-import
                 stored[key] = value
         stored["updated"] = now
         return pid
@@ -767,10 +767,12 @@ def _encode_cursor(position: tuple[int, int], descending: bool) -> str:
 
 
 def _decode_cursor(cursor: str | None, descending: bool) -> tuple[int, int] | Response | None:
+    cursor = (cursor or "").lstrip("=")  # the official SDK cuts links.next after "page%5Bcursor%5D", keeping "="
     if not cursor:
         return None
     try:
-        timestamp, seq, direction = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        timestamp, seq, direction = json.loads(raw)
         if bool(direction) != descending:
             raise ValueError("cursor of another sort")
         return int(timestamp), int(seq)
