@@ -18,6 +18,7 @@ from interlink.api.controllers.health import health
 from interlink.api.controllers.hooks import HookController, HookLogController
 from interlink.api.controllers.integrations import IntegrationController
 from interlink.api.controllers.syncs import SyncController
+from interlink.api.controllers.webhooks import WebhookController
 from interlink.api.errors import EXCEPTION_HANDLERS
 from interlink.runtime import Runtime
 
@@ -53,6 +54,7 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
             EventMonitorController,
             PublishController,
             HookLogController,
+            WebhookController,
         ],
         guards=[require_tenant],
         dependencies={"tenant": Provide(provide_tenant, sync_to_thread=False)},

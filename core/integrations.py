@@ -226,12 +226,14 @@ def _change_one(
     services: frozenset[str],
     refusal: str,
     change: Callable[[Integration], None],
+    kind: str = rows.INTEGRATION,
 ) -> None:
     """Apply ``change`` to one integration of a service in ``services``; 404 if absent, 409 otherwise."""
     with runtime.engine.begin() as conn:
-        current = rows.get_integration(conn, tenant_id, integration_id)
+        current = rows.get_integration(conn, tenant_id, integration_id, kind=kind)
         if current is None:
-            raise NotFoundError(f"integration '{integration_id}' not found")
+            noun = "integration" if kind == rows.INTEGRATION else "webhook"
+            raise NotFoundError(f"{noun} '{integration_id}' not found")
         if current.service not in services:
             raise ConflictError(refusal.format(id=integration_id, service=current.service))
         change(current)
@@ -257,8 +259,13 @@ def regenerate_inbound_key(runtime: Runtime, tenant_id: str, integration_id: str
     return key
 
 
-def rotate_signing_secret(runtime: Runtime, tenant_id: str, integration_id: str) -> str:
-    """A new signing secret for an integration whose deliveries are signed, shown once; the old one stops."""
+def rotate_signing_secret(
+    runtime: Runtime, tenant_id: str, integration_id: str, *, kind: str = rows.INTEGRATION
+) -> str:
+    """A new signing secret for an integration whose deliveries are signed, shown once; the old one stops.
+
+    ``kind`` :data:`~interlink.store.integrations.NOTIFICATION` rotates a notification endpoint's secret.
+    """
     secret = new_signing_secret()
 
     def store(integration: Integration) -> None:
@@ -271,6 +278,7 @@ def rotate_signing_secret(runtime: Runtime, tenant_id: str, integration_id: str)
         SIGNING_SECRET_SERVICES,
         "{service} deliveries are not signed by Interlink; nothing to rotate",
         store,
+        kind,
     )
     return secret
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from interlink import notifications
 from interlink.http import RecordedExchange
 from interlink.pipeline.context import connector_call
 from interlink.pipeline.failures import classify_failure
@@ -77,7 +78,7 @@ def deliver_batch(runtime: Runtime, event_ids: list[str]) -> None:
             released.append(event.id)
             continue
         outcomes.append(_attempt(runtime, event, integrations_by_id.get(event.integration_id), payloads))
-    _record(runtime, outcomes, released, token)
+    notices = _record(runtime, outcomes, released, token)
     retries: dict[float, list[str]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.status == "queued" and outcome.delay is not None:
@@ -86,6 +87,7 @@ def deliver_batch(runtime: Runtime, event_ids: list[str]) -> None:
         runtime.pipeline.dispatch(ids, delay=delay)
     if released:
         runtime.pipeline.dispatch(released)
+    runtime.pipeline.dispatch(notices)
 
 
 def _claim(
@@ -182,8 +184,11 @@ def _attempt(
     return outcome
 
 
-def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], token: str) -> None:
-    """Write every outcome in one transaction; successes (the common case) in a single statement."""
+def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], token: str) -> list[str]:
+    """Write every outcome in one transaction; successes (the common case) in a single statement.
+
+    Returns the ids of the ``event.failed`` notifications written with them, to dispatch after the commit.
+    """
     now = datetime.now(UTC)
     owned = (events.c.lease_token == token, events.c.status == "processing")
     done = {"lease_token": None, "lease_expires_at": None, "updated_at": now}
@@ -240,6 +245,8 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
             logs = [row for row in logs if row["event_id"] in alive]
         if logs:
             insert_rows(conn, communication_logs, logs)
+        failed = [o.event_id for o in outcomes if o.status == "failed"]
+        return notifications.deliveries_failed(runtime, conn, failed, now)
 
 
 def _log_row(exchange: RecordedExchange) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from interlink import notifications
 from interlink.manifest import Manifest
 from interlink.pipeline.context import ConnectorCall, connector_call
 from interlink.pipeline.failures import classify_failure
@@ -303,6 +304,7 @@ def _finish(runtime: Runtime, run: _Run, outcome: str, error: str | None) -> Non
         ).rowcount
         if not done:
             return
+        notices = notifications.sync_finished(runtime, conn, run.integration_id, run.id, outcome, error)
         mine = integrations.c.id == run.integration_id
         if outcome == "succeeded":
             conn.execute(
@@ -318,6 +320,7 @@ def _finish(runtime: Runtime, run: _Run, outcome: str, error: str | None) -> Non
             )
         else:
             settle_status(conn, run.integration_id)
+    runtime.pipeline.dispatch(notices)
     log.info("sync %s of %s: %s%s", run.id, run.integration_id, outcome, f" ({error})" if error else "")
 
 

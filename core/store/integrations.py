@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from interlink.store.tables import integrations, synchronizations
 
 __all__ = [
+    "INTEGRATION",
+    "NOTIFICATION",
     "Integration",
     "Synchronization",
     "delete_integration",
@@ -21,6 +23,14 @@ __all__ = [
     "list_integrations",
     "update_integration",
 ]
+
+
+INTEGRATION = "integration"
+"""The ``kind`` of what a tenant configures under /v1/integrations."""
+NOTIFICATION = "notification"
+"""The ``kind`` of a tenant's notification endpoint (/v1/webhooks): delivered to through the same pipeline,
+never shown, changed or synced as an integration. Tenant-facing queries take ``kind`` and default to
+:data:`INTEGRATION`; the workers' :func:`get_integrations_by_ids` serves both kinds."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class Integration:
     retry_schedule: list[int] | None = None
     signing_secret: str | None = None
     """Sealed (encrypted) Standard Webhooks secret of a ``custom`` integration."""
+    kind: str = INTEGRATION
 
     @property
     def effective_status(self) -> str:
@@ -73,6 +84,7 @@ _COLUMNS = [
     "sync_interval",
     "retry_schedule",
     "signing_secret",
+    "kind",
 ]
 
 
@@ -119,21 +131,26 @@ def update_integration(conn: sa.Connection, integration: Integration) -> None:
     _write_synchronizations(conn, integration)
 
 
-def delete_integration(conn: sa.Connection, tenant_id: str, integration_id: str) -> bool:
+def delete_integration(conn: sa.Connection, tenant_id: str, integration_id: str, *, kind: str = INTEGRATION) -> bool:
+    mine = (integrations.c.id == integration_id, integrations.c.tenant_id == tenant_id, integrations.c.kind == kind)
+    if conn.execute(sa.select(integrations.c.id).where(*mine)).first() is None:
+        return False
     conn.execute(
         synchronizations.delete().where(
             synchronizations.c.integration_id == integration_id, synchronizations.c.tenant_id == tenant_id
         )
     )
-    result = conn.execute(
-        integrations.delete().where(integrations.c.id == integration_id, integrations.c.tenant_id == tenant_id)
-    )
+    result = conn.execute(integrations.delete().where(*mine))
     return result.rowcount > 0
 
 
-def get_integration(conn: sa.Connection, tenant_id: str, integration_id: str) -> Integration | None:
+def get_integration(
+    conn: sa.Connection, tenant_id: str, integration_id: str, *, kind: str = INTEGRATION
+) -> Integration | None:
     row = conn.execute(
-        sa.select(integrations).where(integrations.c.id == integration_id, integrations.c.tenant_id == tenant_id)
+        sa.select(integrations).where(
+            integrations.c.id == integration_id, integrations.c.tenant_id == tenant_id, integrations.c.kind == kind
+        )
     ).first()
     if row is None:
         return None
@@ -162,9 +179,10 @@ def list_integrations(
     query: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    kind: str = INTEGRATION,
 ) -> list[Integration]:
     """Integrations of one tenant, oldest first, filtered by service, effective status and a search text."""
-    stmt = sa.select(integrations).where(integrations.c.tenant_id == tenant_id)
+    stmt = sa.select(integrations).where(integrations.c.tenant_id == tenant_id, integrations.c.kind == kind)
     if service is not None:
         stmt = stmt.where(integrations.c.service == service)
     if status == "disconnected":
