@@ -156,6 +156,7 @@ def fanout_targets(
         .join(synchronizations, synchronizations.c.integration_id == integrations.c.id)
         .where(
             integrations.c.tenant_id == tenant_id,
+            integrations.c.kind == "integration",  # notification endpoints get only notify()'s events
             integrations.c.enabled.is_(True),
             synchronizations.c.enabled.is_(True),
             synchronizations.c.event_type.in_(types),

@@ -4,6 +4,7 @@ everything the call left behind (communication log, exceptions, log records) for
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import os
@@ -19,13 +20,13 @@ from unittest import mock
 
 import httpx
 
-from interlink.connector import Connector, ConnectorContext
+from interlink.connector import Connector, ConnectorContext, WebhookRequest, WebhookResult
 from interlink.http import DEFAULT_TIMEOUT, RecordingClient, recording_client
 from interlink.pipeline.context import RedactingLogger
 from interlink.pipeline.failures import classify_failure
 from interlink.registry import RegisteredConnector
 
-__all__ = ["Harness", "Outcome", "SentRequest", "classify", "observe_requests"]
+__all__ = ["Harness", "Outcome", "SentRequest", "SyncRun", "classify", "observe_requests"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class Harness:
     settings: Mapping[str, Any]
     timeout: httpx.Timeout = field(default_factory=lambda: DEFAULT_TIMEOUT)
     signing_secret: str = field(default_factory=lambda: "whsec_" + base64.b64encode(os.urandom(24)).decode())
+    inbound_key: str | None = None
+    """The integration's inbound key, whose hash the context carries (``ctx.inbound_key_hash``)."""
     clients: list[RecordingClient] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     _capture: _Capture = field(default_factory=_Capture)
@@ -115,6 +118,7 @@ class Harness:
             http=client,
             logger=logger,
             signing_secret=self.signing_secret,
+            inbound_key_hash=hashlib.sha256(self.inbound_key.encode()).hexdigest() if self.inbound_key else None,
         )
 
     def connector(self) -> Connector:
@@ -126,6 +130,72 @@ class Harness:
         outcome = classify(lambda: connector.deliver(ctx, event, key))
         self.outcomes.append(outcome)
         return outcome
+
+    def check(self, settings: Mapping[str, Any] | None = None) -> Outcome:
+        """One call of ``check``, with other ``settings`` when given."""
+        ctx, connector = self.context(), self.connector()
+        if settings is not None:
+            ctx.settings = dict(settings)
+        outcome = classify(lambda: connector.check(ctx))
+        self.outcomes.append(outcome)
+        return outcome
+
+    def verify(self, request: WebhookRequest) -> tuple[Outcome, WebhookResult | None]:
+        """One call of ``verify_webhook``: how it ended, and the answer it asked for (a handshake)."""
+        ctx, connector = self.context(), self.connector()
+        answer: list[WebhookResult | None] = [None]
+
+        def call() -> None:
+            answer[0] = connector.verify_webhook(ctx, request)
+
+        outcome = classify(call)
+        self.outcomes.append(outcome)
+        return outcome, answer[0]
+
+    def handle(self, request: WebhookRequest) -> tuple[Outcome, WebhookResult | None]:
+        """One call of ``handle_webhook`` on a request already verified."""
+        ctx, connector = self.context(), self.connector()
+        answer: list[WebhookResult | None] = [None]
+
+        def call() -> None:
+            answer[0] = connector.handle_webhook(ctx, request)
+
+        outcome = classify(call)
+        self.outcomes.append(outcome)
+        return outcome, answer[0]
+
+    def sync(
+        self, state: Mapping[str, Any], *, stop_at_checkpoint: int | None = None, keep_records: bool = True
+    ) -> SyncRun:
+        """Run ``sync`` from ``state`` (a JSON round trip of it, as the core stores it), to its end or until
+        checkpoint number ``stop_at_checkpoint`` (1-based), where it is interrupted as a killed worker is.
+        With ``keep_records=False`` records are only counted (to measure the connector's own memory)."""
+        ctx, connector = self.context(), self.connector()
+        ctx.state = json.loads(json.dumps(dict(state)))
+        run = SyncRun()
+
+        def consume() -> None:
+            items = connector.sync(ctx)
+            try:
+                for item in items:
+                    if isinstance(item, Mapping) and set(item) == {"checkpoint"}:
+                        run.checkpoints.append((run.count, item["checkpoint"] if keep_records else None))
+                        for client in self.clients:
+                            client.clear()  # as the core does at each checkpoint: logs must not pile up
+                        if stop_at_checkpoint is not None and len(run.checkpoints) >= stop_at_checkpoint:
+                            return
+                        continue
+                    run.count += 1
+                    if keep_records:
+                        run.records.append(item)
+            finally:
+                close = getattr(items, "close", None)
+                if callable(close):
+                    close()
+
+        run.outcome = classify(consume)
+        self.outcomes.append(run.outcome)
+        return run
 
     @contextmanager
     def capturing_logs(self) -> Iterator[None]:
@@ -151,6 +221,21 @@ class Harness:
             for client in self.clients
             for x in client.exchanges
         ]
+
+
+@dataclass
+class SyncRun:
+    """What one ``sync`` call yielded: its records, and its checkpoints as ``(records before it, state)``."""
+
+    records: list[Any] = field(default_factory=list)
+    count: int = 0
+    checkpoints: list[tuple[int, Any]] = field(default_factory=list)
+    outcome: Outcome = field(default_factory=lambda: Outcome("succeeded"))
+
+    def ids(self, upto: int | None = None) -> list[str]:
+        """The ids of the records, those before record number ``upto`` when given."""
+        chosen = self.records if upto is None else self.records[:upto]
+        return [str(r.get("id")) if isinstance(r, Mapping) else repr(r) for r in chosen]
 
 
 @dataclass(frozen=True)

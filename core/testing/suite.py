@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+import tracemalloc
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar, NoReturn
 
@@ -20,10 +22,14 @@ from hypothesis import HealthCheck, Phase, find, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import HypothesisException
 
+from interlink.connector import Connector, WebhookRequest
+from interlink.envelope import is_envelope
 from interlink.ids import new_id
 from interlink.manifest import Manifest, ManifestError
 from interlink.registry import ConnectorRegistry, RegisteredConnector, load_registry
-from interlink.testing._harness import Harness, Outcome, observe_requests, record_text
+from interlink.testing._harness import Harness, Outcome, SyncRun, observe_requests, record_text
+from interlink.testing.emulators import emulator_class
+from interlink.testing.emulators.base import Emulator
 from interlink.testing.proxy import Fault, FaultProxy, SeenRequest
 from interlink.testing.sink import EchoSink
 from interlink.testing.strategies import (
@@ -50,6 +56,19 @@ CHECKS = (
     "test_deliver_sends_the_same_idempotency_key_on_every_attempt",
     "test_deliver_secrets_never_leak",
     "test_every_request_has_a_timeout",
+    "test_check_succeeds_against_the_emulator",
+    "test_check_with_bad_credentials_names_the_setting",
+    "test_sync_reads_every_record_once",
+    "test_sync_resumes_from_every_checkpoint",
+    "test_sync_state_survives_a_json_round_trip",
+    "test_sync_faults_are_classified",
+    "test_sync_memory_does_not_grow_with_records",
+    "test_webhook_genuine_request_is_accepted",
+    "test_webhook_tampered_body_is_refused",
+    "test_webhook_wrong_secret_is_refused",
+    "test_webhook_missing_signature_is_refused",
+    "test_webhook_stale_replay_is_refused",
+    "test_secrets_never_leak_from_check_sync_or_webhooks",
 )
 """Every check, in the order they run."""
 
@@ -131,6 +150,12 @@ class ConnectorSuite:
     """The ``Retry-After`` seconds of the injected 429, which ``TransientError.delay`` must carry."""
     idempotency_key_in_request: ClassVar[bool] = True
     """Whether each attempt must carry the idempotency key; ``False`` for vendors that take none."""
+    emulator_class: ClassVar[type[Emulator] | None] = None
+    """Your vendor emulator, a subclass of :class:`interlink.testing.emulators.base.Emulator`; every check
+    runs against it (through the fault proxy). ``None``: the one Interlink ships for the service, if any."""
+    _live_emulator: Emulator | None = None
+    sync_records: ClassVar[int] = 120
+    """Records the sync checks ask the emulator for (``seed_records``); the memory check uses 10 times more."""
 
     # -- what an author may override --------------------------------------------------------------
 
@@ -158,12 +183,29 @@ class ConnectorSuite:
 
     @contextmanager
     def emulator(self) -> Iterator[str]:
-        """Yield the base URL of a vendor emulator; the default answers ``200 {"ok": true}`` to everything."""
+        """Yield the base URL of a simple vendor emulator for the deliver checks.
+
+        Prefer :attr:`emulator_class`, which every check can use. Without either, deliver is checked
+        against an endpoint that answers ``200 {"ok": true}`` to everything.
+        """
         with EchoSink() as sink:
             yield sink.url
 
+    def vendor_emulator(self) -> Emulator | None:
+        """A new instance of :attr:`emulator_class`, else of the emulator Interlink ships for the service."""
+        cls = self.emulator_class
+        if cls is None:
+            try:
+                cls = emulator_class(self.registered().service)
+            except KeyError:
+                return None
+        return cls()
+
     def sample_event(self) -> dict[str, Any]:
-        """An event envelope to deliver, of the first outbound event type of the manifest."""
+        """An event envelope to deliver: the emulator's sample, else one of the first outbound event type."""
+        live = getattr(self, "_live_emulator", None)
+        if live is not None and (sample := live.sample_event()) is not None:
+            return {"payload_ref": new_id("evt"), **sample, "id": new_id("evt")}
         manifest = self.registered().manifest
         outbound = [e.event_type for e in manifest.sync_events if e.direction == "outbound" and "*" not in e.event_type]
         return {
@@ -207,8 +249,28 @@ class ConnectorSuite:
         return dict(self.settings)
 
     @contextmanager
-    def _delivering(self) -> Iterator[tuple[Harness, FaultProxy]]:
-        registered = self._require("deliver")
+    def _upstream(self) -> Iterator[tuple[str, Emulator | None]]:
+        """The vendor the proxy forwards to: the author's ``emulator()``, else the vendor emulator, else the sink."""
+        if type(self).emulator is not ConnectorSuite.emulator:
+            with self.emulator() as url:
+                yield url, None
+            return
+        live = self.vendor_emulator()
+        if live is None:
+            with self.emulator() as url:
+                yield url, None
+            return
+        with live:
+            self._live_emulator = live
+            try:
+                yield live.url, live
+            finally:
+                self._live_emulator = None
+
+    @contextmanager
+    def _calling(self, capability: str) -> Iterator[tuple[Harness, FaultProxy, Emulator | None]]:
+        """A harness for calls into the connector, aimed through the fault proxy at the vendor."""
+        registered = self._require(capability)
         manifest = registered.manifest
         props = manifest.settings_schema.get("properties", {})
         if self.url_setting not in props:
@@ -219,21 +281,43 @@ class ConnectorSuite:
                 "url_setting on your suite class to its name.",
             )
         base = self._settings(manifest)
-        with self.emulator() as upstream, FaultProxy(upstream) as proxy:
-            settings = {**base, self.url_setting: proxy.url}
+        with self._upstream() as (upstream, live), FaultProxy(upstream) as proxy:
+            settings = {
+                **base,
+                **(live.integration_settings() if live is not None else {}),
+                self.url_setting: proxy.url,
+            }
             errors = manifest.validate_settings(settings)
             if errors:
                 _fail(
-                    f"settings.{self.url_setting} does not accept the proxy URL {proxy.url}.",
-                    "accept any http(s) URL there (format uri, no pattern pinning the vendor's host).",
+                    f"settings.{self.url_setting} does not accept the proxy URL {proxy.url}, or the emulator's "
+                    "settings are invalid.",
+                    "accept any http(s) URL there (format uri, no pattern pinning the vendor's host), and make the "
+                    "emulator's integration_settings() valid for the manifest.",
                     [f"{e.pointer}: {e.message}" for e in errors],
                 )
-            harness = Harness(registered, settings)
+            harness = Harness(registered, settings, inbound_key=live.webhook_secret if live is not None else None)
             try:
                 with harness.capturing_logs():
-                    yield harness, proxy
+                    yield harness, proxy, live
             finally:
                 harness.close()
+
+    @contextmanager
+    def _delivering(self) -> Iterator[tuple[Harness, FaultProxy]]:
+        with self._calling("deliver") as (harness, proxy, _):
+            yield harness, proxy
+
+    def _needs(self, live: Emulator | None, hook: str, capability: str) -> Emulator:
+        """The live emulator, when it implements ``hook``; else skip, saying how to enable the check."""
+        if live is not None:
+            implemented = getattr(type(live), hook) is not getattr(Emulator, hook)
+            if implemented:
+                return live
+        pytest.skip(
+            f"no vendor emulator with {hook}() for {self.registered().service}: set emulator_class on the suite "
+            f"class to an Emulator subclass that implements it, to check {capability}"
+        )
 
     def _no_request_hint(self, proxy: FaultProxy, before: int) -> str:
         if len(proxy.requests) > before:
@@ -519,7 +603,398 @@ class ConnectorSuite:
             "timeout=None or pass timeout=None per request.",
         )
 
+    # -- check ------------------------------------------------------------------------------------
+
+    def test_check_succeeds_against_the_emulator(self) -> None:
+        """With the emulator's credentials, ``check`` returns ``CheckResult(ok=True)``."""
+        with self._calling("check") as (harness, proxy, live):
+            self._needs(live, "integration_settings", "check against the vendor")
+            outcome = harness.check()
+            if outcome.status != "succeeded":
+                _fail(
+                    "check failed with the credentials the emulator accepts.",
+                    "make check one cheap authenticated call to the base URL in the settings.",
+                    [f"check {outcome.describe()}{self._no_request_hint(proxy, 0)}"],
+                )
+
+    def test_check_with_bad_credentials_names_the_setting(self) -> None:
+        """Refused credentials (the emulator's real refusal, and an injected 401 and 403) make ``check`` raise
+        PermanentError naming the setting to fix."""
+        with self._calling("check") as (harness, proxy, live):
+            manifest = harness.registered.manifest
+            secrets = sorted(k for k in manifest.secret_keys if harness.settings.get(k))
+            problems: list[str | None] = []
+            if live is not None and secrets:
+                wrong = {**harness.settings, **{k: _wrong(str(harness.settings[k])) for k in secrets}}
+                problems.append(self._names_setting(harness.check(wrong), "wrong credentials", secrets))
+            for status in (401, 403):
+                proxy.clear_faults()
+                proxy.fail_all(Fault.respond(status))
+                problems.append(self._names_setting(harness.check(), f"HTTP {status}", secrets))
+            self._report(
+                problems,
+                "refused credentials do not tell the user which setting to fix.",
+                "raise PermanentError(message, setting='<the credential setting>') for 401/403; "
+                "interlink.http.raise_for_status(response, setting='apiKey') does it for you.",
+            )
+
+    def _names_setting(self, outcome: Outcome, label: str, candidates: Sequence[str]) -> str | None:
+        if outcome.status != "permanent":
+            return f"{label}: check {outcome.describe()}, but it should raise PermanentError"
+        setting = getattr(outcome.exception, "setting", None)
+        props = self.registered().manifest.settings_schema.get("properties", {})
+        if setting in props or any(c in (outcome.error or "") for c in candidates):
+            return None
+        return f"{label}: check {outcome.describe()}, but names no setting (setting={setting!r})"
+
+    # -- sync -------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _syncing(self) -> Iterator[tuple[Harness, FaultProxy, Emulator]]:
+        with self._calling("sync") as (harness, proxy, live):
+            emulator = self._needs(live, "seed_records", "sync")
+            emulator.seed_records(self.sync_records)
+            yield harness, proxy, emulator
+
+    def _full_run(self, harness: Harness, proxy: FaultProxy) -> SyncRun:
+        run = harness.sync({})
+        if run.outcome.status != "succeeded":
+            _fail(
+                "sync did not run to its end against the emulator.",
+                "read every page from the base URL in the settings and return when there is no more.",
+                [f"sync {run.outcome.describe()}{self._no_request_hint(proxy, 0)}"],
+            )
+        return run
+
+    def test_sync_reads_every_record_once(self) -> None:
+        """A first run yields every record the emulator holds, each with an ``id``, none twice."""
+        with self._syncing() as (harness, proxy, _):
+            run = self._full_run(harness, proxy)
+            ids = run.ids()
+            problems = [f"a record has no 'id': {r!r:.200}" for r in run.records if not _has_id(r)][:3]
+            dupes = sorted({i for i in ids if ids.count(i) > 1})
+            if dupes:
+                problems.append(f"{len(dupes)} id(s) yielded twice in one run, e.g. {dupes[:3]}")
+            if len(set(ids)) != self.sync_records:
+                problems.append(f"the emulator holds {self.sync_records} records; sync yielded {len(set(ids))}")
+            if not run.checkpoints:
+                problems.append("sync yielded no checkpoint, so a run cut short starts again from the beginning")
+            self._report(
+                problems,
+                "a sync does not read each record exactly once.",
+                "page to the end (follow the vendor's cursor until it says there is no more), give every record "
+                "the vendor's stable id, and yield {'checkpoint': state} after each page.",
+            )
+
+    def test_sync_resumes_from_every_checkpoint(self) -> None:
+        """Interrupted after any checkpoint (a killed worker) and resumed from its state, the records saved before
+        it and the records of the resumed run together are exactly one full run: nothing lost."""
+        with self._syncing() as (harness, proxy, _):
+            full = self._full_run(harness, proxy)
+            everything = set(full.ids())
+            problems = []
+            for number in _spread(len(full.checkpoints), 8):
+                saved_at, state = full.checkpoints[number - 1]
+                if not _is_json(state):
+                    continue  # test_sync_state_survives_a_json_round_trip reports it
+                resumed = harness.sync(state)
+                if resumed.outcome.status != "succeeded":
+                    problems.append(f"resumed from checkpoint {number}: sync {resumed.outcome.describe()}")
+                    continue
+                union = set(full.ids(saved_at)) | set(resumed.ids())
+                missing, extra = sorted(everything - union), sorted(union - everything)
+                if missing:
+                    problems.append(
+                        f"resumed from checkpoint {number} (after {saved_at} records): {len(missing)} record(s) "
+                        f"never read, e.g. {missing[:3]}; the state was {json.dumps(state)[:200]}"
+                    )
+                if extra:
+                    problems.append(f"resumed from checkpoint {number}: records no full run reads, e.g. {extra[:3]}")
+            self._report(
+                problems,
+                "a sync cut short loses records when it resumes.",
+                "checkpoint a state that covers exactly the records yielded before it (the cursor after the last "
+                "page read, not the next one requested); the core saves both together.",
+            )
+
+    def test_sync_state_survives_a_json_round_trip(self) -> None:
+        """Every checkpoint's state is a JSON object that reads back equal (the core stores it as JSON)."""
+        with self._syncing() as (harness, proxy, _):
+            run = self._full_run(harness, proxy)
+            problems = []
+            for number, (_, state) in enumerate(run.checkpoints, 1):
+                try:
+                    same = isinstance(state, dict) and json.loads(json.dumps(state)) == state
+                except (TypeError, ValueError) as exc:
+                    problems.append(f"checkpoint {number}: the state is not JSON ({exc})")
+                    continue
+                if not same:
+                    problems.append(f"checkpoint {number}: {state!r:.200} does not read back equal from JSON")
+            self._report(
+                problems[:5],
+                "a sync state does not survive being stored.",
+                "keep the state a dict of strings, numbers, booleans, lists and dicts (ISO 8601 strings for times, "
+                "no tuples, datetimes or sets).",
+            )
+
+    def test_sync_faults_are_classified(self) -> None:
+        """Mid-sync, a 5xx and a timeout are transient, a 429 is transient with its ``Retry-After``, and a 401
+        is permanent naming the setting."""
+        with self._syncing() as (harness, proxy, _):
+            problems = []
+            cases = [
+                (Fault.respond(503), "transient", "HTTP 503"),
+                (Fault.respond(429, retry_after=self.retry_after), "transient", "HTTP 429"),
+                (Fault.respond(401), "permanent", "HTTP 401"),
+                (Fault.reset(), "transient", "a reset connection"),
+            ]
+            for fault, wanted, label in cases:
+                proxy.clear_faults()
+                proxy.fail_all(fault)
+                run = harness.sync({})
+                if run.outcome.status != wanted:
+                    problems.append(f"{label}: sync {run.outcome.describe()}, but it should be {wanted}")
+                elif label == "HTTP 429" and (
+                    run.outcome.delay is None or abs(run.outcome.delay - self.retry_after) > 1
+                ):
+                    problems.append(f"HTTP 429: the delay is {run.outcome.delay}, not the {self.retry_after} asked")
+                elif label == "HTTP 401" and not getattr(run.outcome.exception, "setting", None):
+                    problems.append("HTTP 401: the PermanentError names no setting")
+            self._report(
+                problems,
+                "a failing vendor makes sync fail the wrong way (a retry that cannot help, or none that could).",
+                "let interlink.http.raise_for_status(response, setting='<credential setting>') classify each "
+                "answer, and let transport errors propagate; never catch and swallow them inside sync.",
+            )
+
+    def test_sync_memory_does_not_grow_with_records(self) -> None:
+        """The connector's peak memory while syncing ten times more records stays about the same: it streams
+        pages instead of collecting them."""
+        with self._syncing() as (harness, _, emulator):
+            small = _peak(lambda: harness.sync({}, keep_records=False))
+            emulator.seed_records(self.sync_records * 9)
+            large = _peak(lambda: harness.sync({}, keep_records=False))
+            if large > small * 2 + 512 * 1024:
+                _fail(
+                    f"syncing {self.sync_records * 10} records peaked at {large / 1024:.0f} KiB, against "
+                    f"{small / 1024:.0f} KiB for {self.sync_records}: memory grows with the number of records.",
+                    "yield each record as its page arrives and keep no list of everything read; keep only the "
+                    "cursor in the state.",
+                )
+
+    # -- webhooks ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _receiving(self) -> Iterator[tuple[Harness, Emulator]]:
+        with self._calling("handle_webhook") as (harness, _, live):
+            emulator = self._needs(live, "webhook_headers", "handle_webhook")
+            if harness.registered.connector_class.verify_webhook is Connector.verify_webhook:
+                _fail(
+                    f"{harness.registered.connector_class.__name__} declares handle_webhook but does not override "
+                    "verify_webhook, so every inbound request is refused.",
+                    "implement verify_webhook: check the vendor's signature or authorization value.",
+                )
+            yield harness, emulator
+
+    def _request(self, body: bytes, headers: Mapping[str, str], received_at: datetime | None = None) -> WebhookRequest:
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return WebhookRequest("POST", "/v1/hooks/int_conformance", lowered, body, received_at or datetime.now(UTC))
+
+    def _refused(self, harness: Harness, request: WebhookRequest, label: str) -> str | None:
+        outcome, _ = harness.verify(request)
+        if outcome.status == "permanent":
+            return None
+        return f"{label}: verify_webhook {outcome.describe()}, but it should raise PermanentError (answered 401)"
+
+    def test_webhook_genuine_request_is_accepted(self) -> None:
+        """A genuine request is accepted by ``verify_webhook``, and ``handle_webhook`` parses it into envelopes,
+        each with the vendor's id, the same ids every time (a vendor's retry is recorded once)."""
+        with self._receiving() as (harness, emulator):
+            body = emulator.sample_webhook()
+            request = self._request(body, emulator.webhook_headers(body))
+            outcome, _ = harness.verify(request)
+            problems = []
+            if outcome.status != "succeeded":
+                problems.append(f"verify_webhook {outcome.describe()} for a genuine request")
+            else:
+                first, result = harness.handle(request)
+                _, repeat = harness.handle(request)
+                if first.status != "succeeded" or result is None:
+                    problems.append(f"handle_webhook {first.describe()}")
+                elif not result.events:
+                    problems.append("handle_webhook returned no event for a webhook carrying one")
+                else:
+                    problems += [
+                        f"an event is not an inbound envelope (interlink.envelope.envelope): {e!r:.200}"
+                        for e in result.events
+                        if not is_envelope(e)
+                    ]
+                    ids = [str(e.get("id")) for e in result.events]
+                    if repeat is None or [str(e.get("id")) for e in repeat.events] != ids:
+                        problems.append("the same request parsed twice gave different ids, so retries are duplicated")
+            self._report(
+                problems,
+                "a genuine webhook is not accepted and parsed.",
+                "verify with the secret in the settings, against request.received_at; return envelopes carrying the "
+                "vendor's event id.",
+            )
+
+    def test_webhook_tampered_body_is_refused(self) -> None:
+        """A genuine request whose body was changed in transit is refused."""
+        with self._receiving() as (harness, emulator):
+            if not emulator.webhook_signed:
+                pytest.skip("the vendor does not sign the body (emulator webhook_signed = False)")
+            body = emulator.sample_webhook()
+            tampered = body.replace(b"}", b', "tampered": true}', 1) if b"}" in body else body + b" "
+            problem = self._refused(harness, self._request(tampered, emulator.webhook_headers(body)), "tampered body")
+            self._report(
+                [problem],
+                "a webhook whose body was changed is accepted.",
+                "compute the signature over the raw request.body, exactly as received, and compare it with "
+                "hmac.compare_digest.",
+            )
+
+    def test_webhook_wrong_secret_is_refused(self) -> None:
+        """A request authenticated with another secret than the integration's is refused."""
+        with self._receiving() as (harness, emulator):
+            body = emulator.sample_webhook()
+            wrong = emulator.webhook_headers(body, secret=_wrong(emulator.webhook_secret))
+            problem = self._refused(harness, self._request(body, wrong), "another secret")
+            self._report(
+                [problem],
+                "a webhook signed with the wrong secret is accepted.",
+                "verify with the secret from ctx.settings, and refuse when it does not match.",
+            )
+
+    def test_webhook_missing_signature_is_refused(self) -> None:
+        """A request without the vendor's authentication headers is refused."""
+        with self._receiving() as (harness, emulator):
+            body = emulator.sample_webhook()
+            genuine = {k.lower() for k in emulator.webhook_headers(body)}
+            bare = {k: v for k, v in {"content-type": "application/json"}.items() if k not in genuine}
+            problem = self._refused(harness, self._request(body, bare), "no signature or authorization header")
+            self._report(
+                [problem],
+                "a webhook without authentication is accepted.",
+                "refuse a request that lacks the signature (or authorization) header.",
+            )
+
+    def test_webhook_stale_replay_is_refused(self) -> None:
+        """A genuine request replayed an hour after it was signed is refused; one signed a minute ago is not."""
+        with self._receiving() as (harness, emulator):
+            if not emulator.webhook_timestamped:
+                pytest.skip("the vendor's webhooks carry no signed timestamp (emulator webhook_timestamped = False)")
+            body = emulator.sample_webhook()
+            now = datetime.now(UTC)
+            stale = emulator.webhook_headers(body, sent_at=int(now.timestamp()) - 3600)
+            recent = emulator.webhook_headers(body, sent_at=int(now.timestamp()) - 60)
+            problems = [self._refused(harness, self._request(body, stale, now), "signed an hour before it arrived")]
+            outcome, _ = harness.verify(self._request(body, recent, now))
+            if outcome.status != "succeeded":
+                problems.append(f"signed a minute before it arrived: verify_webhook {outcome.describe()}")
+            self._report(
+                problems,
+                "the timestamp of a webhook is not checked against when it arrived.",
+                "refuse a signed timestamp older than the vendor's tolerance (Stripe: 300 s) before "
+                "request.received_at, and accept one within it.",
+            )
+
+    def test_secrets_never_leak_from_check_sync_or_webhooks(self) -> None:
+        """Secret setting values never appear in the communication log, exception messages, log records,
+        sync records or parsed webhook events, whatever check, sync and the webhook methods meet."""
+        registered = self.registered()
+        capabilities = registered.manifest.capabilities & registered.connector_class.implemented_capabilities()
+        if not capabilities & {"check", "sync", "handle_webhook"}:
+            pytest.skip("the connector has no check, sync or handle_webhook")
+        capability = next(c for c in ("check", "sync", "handle_webhook") if c in capabilities)
+        with self._calling(capability) as (harness, proxy, live):
+            results: list[tuple[str, str]] = []
+            for fault in (None, Fault.respond(401), Fault.respond(500), Fault.reset()):
+                proxy.clear_faults()
+                if fault is not None:
+                    proxy.fail_all(fault)
+                if "check" in capabilities:
+                    harness.check()
+                if "sync" in capabilities and live is not None and _has(live, "seed_records"):
+                    if fault is None:
+                        live.seed_records(self.sync_records)
+                    run = harness.sync({})
+                    results += [("a sync record", json.dumps(r, default=str)) for r in run.records]
+                    results += [("a sync state", json.dumps(c, default=str)) for _, c in run.checkpoints]
+            if "handle_webhook" in capabilities and live is not None and _has(live, "webhook_headers"):
+                body = live.sample_webhook()
+                for headers in (live.webhook_headers(body), {}, live.webhook_headers(body, secret="x" * 20)):
+                    request = self._request(body, headers)
+                    harness.verify(request)
+                    _, result = harness.handle(request)
+                    if result is not None:
+                        results += [("a webhook event", json.dumps(e, default=str)) for e in result.events]
+            problems = _leaks(harness, results)
+            self._report(
+                problems,
+                "a secret leaks into what the core stores or shows.",
+                "log only through ctx.logger, keep secrets out of exception messages, records and states, and send "
+                "credentials in headers rather than URLs.",
+            )
+
     def _report(self, problems: Sequence[str | None], what: str, fix: str) -> None:
         found = [p for p in problems if p]
         if found:
             _fail(f"{self.registered().service}: {what}", fix, found)
+
+
+def _wrong(value: str) -> str:
+    """Another credential of the same shape (prefix and length kept), so only the vendor can tell."""
+    keep = max(0, len(value) - 6)
+    return value[:keep] + "".join("x" if c != "x" else "y" for c in value[keep:])
+
+
+def _has_id(record: Any) -> bool:
+    return isinstance(record, Mapping) and isinstance(record.get("id"), str | int) and str(record.get("id")) != ""
+
+
+def _has(emulator: Emulator, hook: str) -> bool:
+    return getattr(type(emulator), hook) is not getattr(Emulator, hook)
+
+
+def _spread(count: int, most: int) -> list[int]:
+    """Up to ``most`` checkpoint numbers (1-based) spread over ``count``, always the first and the last."""
+    if count <= most:
+        return list(range(1, count + 1))
+    step = (count - 1) / (most - 1)
+    return sorted({1 + round(i * step) for i in range(most)})
+
+
+def _peak(call: Callable[[], object]) -> int:
+    """The peak of memory allocated while ``call`` runs, in bytes."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        call()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def _leaks(harness: Harness, results: Sequence[tuple[str, str]]) -> list[str]:
+    places: list[tuple[str, str]] = [(f"communication log of {name}", text) for name, text in harness.exchanges_text()]
+    places += [(f"the message of {type(o.exception).__name__}", str(o.exception)) for o in harness.outcomes]
+    places += [(f"a log record of logger '{r.name}'", record_text(r)) for r in harness.logs]
+    places += list(results)
+    return sorted(
+        {
+            f"the value of secret '{name}' appears in {where}"
+            for name, value in harness.secrets.items()
+            if len(value) >= 4
+            for where, text in places
+            if value in text
+        }
+    )
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        return isinstance(value, dict) and json.loads(json.dumps(value)) == value
+    except (TypeError, ValueError):
+        return False

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["EMULATORS", "emulator_class"]
 
 EMULATORS: dict[str, str] = {
+    "custom": "interlink.testing.emulators.custom:CustomEmulator",
     "stripe": "interlink.testing.emulators.stripe:StripeEmulator",
     "revenuecat": "interlink.testing.emulators.revenuecat:RevenueCatEmulator",
     "adapty": "interlink.testing.emulators.adapty:AdaptyEmulator",

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import copy
+import hmac
 import json
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from interlink.connector import CheckResult, Connector, ConnectorContext, PermanentError, TransientError
+from interlink.connector import (
+    CheckResult,
+    Connector,
+    ConnectorContext,
+    PermanentError,
+    TransientError,
+    WebhookRequest,
+    WebhookResult,
+)
+from interlink.envelope import envelope
 from interlink.http import raise_for_status
 from interlink.manifest import Manifest
 from interlink.registry import RegisteredConnector
+from tests.conformance.broken.emulator import signature
 
 BASE_MANIFEST: dict[str, Any] = json.loads(Path(__file__).with_name("manifest.json").read_text(encoding="utf-8"))
 
@@ -24,7 +35,59 @@ log = logging.getLogger(__name__)
 
 
 class GoodConnector(Connector):
-    """POSTs the event to ``{baseUrl}/events`` with a bearer key and the idempotency key: passes every check."""
+    """Speaks the reference vendor (tests/conformance/broken/emulator.py) correctly: passes every check."""
+
+    def check(self, ctx: ConnectorContext) -> CheckResult:
+        raise_for_status(self.get(ctx, "/me"), setting="apiKey")
+        return CheckResult(ok=True, message="connected")
+
+    def get(self, ctx: ConnectorContext, path: str, **params: Any) -> httpx.Response:
+        return ctx.http.get(
+            f"{ctx.settings['baseUrl']}{path}",
+            params=params,
+            headers={"Authorization": f"Bearer {ctx.settings['apiKey']}"},
+        )
+
+    def sync(self, ctx: ConnectorContext) -> Iterator[dict[str, Any]]:
+        after = int(ctx.state.get("after", 0))
+        while True:
+            response = self.get(ctx, "/records", after=after)
+            raise_for_status(response, setting="apiKey")
+            page = response.json()
+            yield from self.records(page["records"])
+            if page["next"] is None:
+                return
+            after = page["next"]
+            yield {"checkpoint": self.state(ctx, after)}
+
+    def records(self, records: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        return iter(records)
+
+    def state(self, ctx: ConnectorContext, after: int) -> dict[str, Any]:
+        return {"after": after}
+
+    def verify_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult | None:
+        header = request.headers.get("x-signature")
+        if not header:
+            raise PermanentError("the webhook has no x-signature header", setting="webhookSecret")
+        parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+        stamp = int(parts.get("t", "0"))
+        expected = signature(str(ctx.settings["webhookSecret"]), stamp, request.body)
+        if not hmac.compare_digest(expected, header):
+            raise PermanentError("the signature does not match: check settings.webhookSecret", setting="webhookSecret")
+        self.check_age(request, stamp)
+        return None
+
+    def check_age(self, request: WebhookRequest, stamp: int) -> None:
+        if stamp < request.received_at.timestamp() - 300:
+            raise PermanentError("the webhook was signed more than 300 s before it arrived", setting="webhookSecret")
+
+    def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
+        body = json.loads(request.body)
+        event = envelope(
+            id=body["id"], type=body["type"], source="reference", occurred_at=body["created"], raw=body, data=body
+        )
+        return WebhookResult(events=[event])
 
     def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
         response = self.post(ctx, event, idempotency_key)
@@ -96,6 +159,60 @@ class ClientErrorsAreTransient(GoodConnector):
         super().classify(response)
 
 
+class CheckNamesNoSetting(GoodConnector):
+    def check(self, ctx: ConnectorContext) -> CheckResult:
+        if self.get(ctx, "/me").status_code in (401, 403):
+            raise PermanentError("access denied")
+        return super().check(ctx)
+
+
+class CheckpointsAhead(GoodConnector):
+    """Saves the cursor of the page after next: a resumed run skips a page."""
+
+    def state(self, ctx: ConnectorContext, after: int) -> dict[str, Any]:
+        return {"after": after + 20}
+
+
+class CollectsEveryRecord(GoodConnector):
+    """Reads every page before yielding anything."""
+
+    def sync(self, ctx: ConnectorContext) -> Iterator[dict[str, Any]]:
+        everything = list(super().sync(ctx))
+        yield from (item for item in everything if "checkpoint" not in item)
+        checkpoints = [item for item in everything if "checkpoint" in item]
+        yield from checkpoints[-1:]
+
+
+class StateIsNotJson(GoodConnector):
+    def state(self, ctx: ConnectorContext, after: int) -> dict[str, Any]:
+        return {"after": after, "read_at": ctx.now()}
+
+
+class SyncIgnoresRetryAfter(GoodConnector):
+    def get(self, ctx: ConnectorContext, path: str, **params: Any) -> httpx.Response:
+        response = super().get(ctx, path, **params)
+        if response.status_code == 429 and path == "/records":
+            raise TransientError("rate limited")
+        return response
+
+
+class StateHoldsTheKey(GoodConnector):
+    def state(self, ctx: ConnectorContext, after: int) -> dict[str, Any]:
+        return {"after": after, "key": ctx.settings["apiKey"]}
+
+
+class IgnoresTheTimestamp(GoodConnector):
+    def check_age(self, request: WebhookRequest, stamp: int) -> None:
+        pass
+
+
+class AcceptsUnsignedWebhooks(GoodConnector):
+    def verify_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult | None:
+        if "x-signature" not in request.headers:
+            return None
+        return super().verify_webhook(ctx, request)
+
+
 def manifest(service: str, **changes: Any) -> Manifest:
     """The base manifest under another service id, with top-level ``changes`` (``settings__x`` edits settings)."""
     data = copy.deepcopy(BASE_MANIFEST)
@@ -154,9 +271,57 @@ BROKEN = [
     ),
     Broken(
         "declares deliver without implementing it",
-        registered(DeclaresDeliverWithoutIt, manifest("broken_caps", capabilities=["check", "deliver"])),
+        registered(DeclaresDeliverWithoutIt, manifest("broken_caps", capabilities=["deliver"])),
         "test_capabilities_match_methods",
         "deliver is declared in the manifest's capabilities but DeclaresDeliverWithoutIt does not implement",
+    ),
+    Broken(
+        "refused credentials without the setting",
+        registered(CheckNamesNoSetting, manifest("broken_check")),
+        "test_check_with_bad_credentials_names_the_setting",
+        "HTTP 401: check raised PermanentError (permanent): access denied, but names no setting",
+    ),
+    Broken(
+        "checkpoint ahead of the records",
+        registered(CheckpointsAhead, manifest("broken_cursor")),
+        "test_sync_resumes_from_every_checkpoint",
+        "record(s) never read",
+    ),
+    Broken(
+        "sync collects every record first",
+        registered(CollectsEveryRecord, manifest("broken_memory")),
+        "test_sync_memory_does_not_grow_with_records",
+        "memory grows with the number of records",
+    ),
+    Broken(
+        "sync state with a datetime",
+        registered(StateIsNotJson, manifest("broken_state")),
+        "test_sync_state_survives_a_json_round_trip",
+        "checkpoint 1: the state is not JSON",
+    ),
+    Broken(
+        "sync 429 without the Retry-After delay",
+        registered(SyncIgnoresRetryAfter, manifest("broken_sync_429")),
+        "test_sync_faults_are_classified",
+        "HTTP 429: the delay is None",
+    ),
+    Broken(
+        "sync state holding the API key",
+        registered(StateHoldsTheKey, manifest("broken_state_key")),
+        "test_secrets_never_leak_from_check_sync_or_webhooks",
+        "the value of secret 'apiKey' appears in a sync state",
+    ),
+    Broken(
+        "webhook timestamp not checked",
+        registered(IgnoresTheTimestamp, manifest("broken_replay")),
+        "test_webhook_stale_replay_is_refused",
+        "signed an hour before it arrived: verify_webhook returned normally",
+    ),
+    Broken(
+        "unsigned webhooks accepted",
+        registered(AcceptsUnsignedWebhooks, manifest("broken_unsigned")),
+        "test_webhook_missing_signature_is_refused",
+        "no signature or authorization header: verify_webhook returned normally",
     ),
     Broken(
         "429 without the Retry-After delay",
