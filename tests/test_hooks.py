@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from litestar.testing import TestClient
 
 from interlink.api import create_app
@@ -39,8 +40,10 @@ from interlink.runtime import Runtime
 from interlink.store.tables import integrations, webhook_requests
 from tests.conftest import make_tenant
 from tests.pipeline_helpers import create_custom, wait_for
+from tests.redis_helpers import private_redis, worker_process
 from tests.server import running_server
 from tests.sink import Sink, running_sink
+from tests.test_pipeline_redis import node_config, worker_env
 
 Client = TestClient  # type: ignore[type-arg]
 SECRET = "whk_test_secret_value_1234"
@@ -61,13 +64,15 @@ class SignedConnector(Connector):
 
     def verify_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult | None:
         expected = hmac.new(str(ctx.settings["webhookSecret"]).encode(), request.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(request.headers.get("x-test-signature", ""), expected):
+        if not hmac.compare_digest(request.headers.get("X-Test-Signature", ""), expected):  # names in any case
             raise PermanentError("the signature does not match the body", setting="webhookSecret")
         if json.loads(request.body).get("check"):
             return WebhookResult(response_status=202, response_body={"handshake": "ok"})
         return None
 
     def handle_webhook(self, ctx: ConnectorContext, request: WebhookRequest) -> WebhookResult:
+        if request.headers.get("X-Test-Signature") != "********":
+            raise PermanentError("the stored headers should have the signature masked")
         body = json.loads(request.body)
         if body.get("fail") == "permanent":
             raise PermanentError("the body names no customer")
@@ -508,6 +513,29 @@ def test_one_reaper_pass_sends_each_request_once(config: Config, sink: Sink) -> 
         assert reap_hooks(runtime, later) == []  # dispatched at `later`: not stale yet at `later`
     finally:
         runtime.close()
+
+
+@pytest.mark.postgres
+def test_with_redis_a_crash_of_the_broker_loses_no_stored_request(tmp_path: Path, postgres_url: str) -> None:
+    """API node + ``interlink worker`` process + Redis: requests stored while the broker is down, or whose
+    messages died with it, are parsed by the worker once the reaper sends them again."""
+    with private_redis(tmp_path) as redis_server, running_sink() as sink:
+        cfg = node_config(tmp_path, postgres_url, redis_server.url, Fernet.generate_key().decode())
+        api_node = Runtime.start(cfg)  # enqueues only: no worker in this process
+        try:
+            with TestClient(create_app(api_node)) as api:
+                tenant = {"Authorization": make_tenant(api_node, "acme")["Authorization"]}
+                source, key = inbound_custom(api, tenant, sink)
+                path = f"/v1/hooks/{source['id']}"
+                assert api.post(path, json={"type": "t", "id": "queued"}, headers=bearer(key)).status_code == 200
+                redis_server.kill()  # the queued message dies with it
+                assert api.post(path, json={"type": "t", "id": "down"}, headers=bearer(key)).status_code == 200
+                redis_server.start()  # back, and empty
+                with worker_process(worker_env(cfg)):
+                    log = wait_for(lambda: settled(api, tenant, source["id"], 2), timeout=40)
+                assert [(e["status"], e["events_created"]) for e in log] == [("processed", 1)] * 2
+        finally:
+            api_node.close()
 
 
 # -- the real server --------------------------------------------------------------------------------

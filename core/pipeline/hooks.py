@@ -12,10 +12,11 @@ and the row's outcome in one transaction. :func:`reap_hooks` hands lost messages
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,7 @@ __all__ = [
     "FAILURES_BEFORE_ERROR",
     "HOOK_STATUSES",
     "MAX_ATTEMPTS",
+    "Headers",
     "HookAnswer",
     "HookTarget",
     "find_target",
@@ -50,6 +52,7 @@ __all__ = [
     "process_request",
     "reap_hooks",
     "receive",
+    "redact_headers",
     "refuse_too_large",
 ]
 
@@ -66,6 +69,22 @@ MAX_EVENT_ID = 200
 REAP_BATCH = 1000
 _FROM_HOOKS = " webhooks in a row failed verification: "
 """Marks an ``error_message`` that webhooks set, so that only such an error is cleared by a verified one."""
+
+
+class Headers(Mapping[str, str]):
+    """A request's headers for the connector: names in lower case, looked up in any case (``Stripe-Signature``)."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._items = {name.lower(): value for name, value in headers.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,7 @@ def redact_headers(headers: Mapping[str, str], secret_values: list[str]) -> dict
 def receive(runtime: Runtime, target: HookTarget, request: WebhookRequest) -> HookAnswer:
     """Verify ``request`` and store it; dispatch it to a worker once committed. Runs in a thread."""
     integration = target.integration
+    request = dataclasses.replace(request, headers=Headers(request.headers))
     try:
         call = connector_call(runtime, integration, target.registered)
     except SecretKeyError:
@@ -294,7 +314,7 @@ def _claim(runtime: Runtime, request_id: str, token: str) -> _Claimed | None:
     request = WebhookRequest(
         method=row.method,
         path=f"/v1/hooks/{row.integration_id}",
-        headers=dict(row.headers),
+        headers=Headers(row.headers),
         body=bytes(row.body),
         received_at=row.received_at,
     )
