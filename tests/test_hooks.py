@@ -387,6 +387,11 @@ def test_unknown_integrations_and_connectors_without_webhooks_are_404(
     plain = api.post("/v1/integrations", json={"service": "plain_test"}, headers=tenant).json()["integration"]
     for integration_id in ("int_01m8aekr6gq8r6v0xf3mq1grjz", plain["id"], "x" * 300):
         assert_problem(api.post(f"/v1/hooks/{integration_id}", content=b"{}"), 404)
+    endpoint = create_custom(api, tenant, "https://example.com/notify", event_types=())
+    with live.engine.begin() as conn:  # a tenant's notification endpoint (/v1/webhooks) is no integration
+        conn.execute(integrations.update().where(integrations.c.id == endpoint["id"]).values(kind="notification"))
+    assert_problem(api.post(f"/v1/hooks/{endpoint['id']}", json={"type": "t"}), 404)
+    assert_problem(api.get(f"/v1/integrations/{endpoint['id']}/hooks", headers=tenant), 404)
     other = {"Authorization": make_tenant(live, "other")["Authorization"]}
     signed = create_signed(api, tenant)
     assert_problem(api.get(f"/v1/integrations/{signed['id']}/hooks", headers=other), 404)

@@ -109,10 +109,19 @@ def find_target(runtime: Runtime, integration_id: str) -> HookTarget:
     """The integration by id, whatever its tenant; :class:`NotFoundError` unless its connector takes webhooks."""
     with runtime.engine.connect() as conn:
         found = integration_rows.get_integrations_by_ids(conn, [integration_id], with_synchronizations=False)
+        found = found if _configured(conn, integration_id) else []
     registered = runtime.registry.get(found[0].service) if found else None
     if not found or registered is None or "handle_webhook" not in registered.manifest.capabilities:
         raise NotFoundError(f"no integration '{integration_id}' receives webhooks")
     return HookTarget(found[0], registered)
+
+
+def _configured(conn: sa.Connection, integration_id: str, tenant_id: str | None = None) -> bool:
+    """Whether the id is an integration a tenant configured (not a notification endpoint, ``kind`` notification)."""
+    mine = [integrations.c.id == integration_id, integrations.c.kind == "integration"]
+    if tenant_id is not None:
+        mine.append(integrations.c.tenant_id == tenant_id)
+    return conn.execute(sa.select(integrations.c.id).where(*mine)).first() is not None
 
 
 def redact_headers(headers: Mapping[str, str], secret_values: list[str]) -> dict[str, str]:
@@ -505,7 +514,7 @@ def list_requests(
 ) -> tuple[list[dict[str, Any]], bool]:
     """A page of the integration's webhook requests, newest first, and whether more follow."""
     with runtime.engine.connect() as conn:
-        if integration_rows.get_integration(conn, tenant_id, integration_id) is None:
+        if not _configured(conn, integration_id, tenant_id):
             raise NotFoundError(f"integration '{integration_id}' not found")
         rows = conn.execute(
             sa.select(*_VIEW)
