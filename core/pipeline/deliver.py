@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from interlink import notifications
+from interlink.connector import Connector
 from interlink.http import RecordedExchange
-from interlink.pipeline.context import connector_call
+from interlink.pipeline.context import ConnectorCall, connector_call
 from interlink.pipeline.failures import classify_failure
 from interlink.pipeline.retries import DEFAULT_SCHEDULE, next_delay
 from interlink.secrets import SecretKeyError
@@ -73,11 +74,15 @@ def deliver_batch(runtime: Runtime, event_ids: list[str]) -> None:
     deadline = time.monotonic() + runtime.config.lease_seconds / 2
     outcomes: list[_Outcome] = []
     released: list[str] = []
-    for event in claimed:
+    for group in _groups(runtime, claimed, integrations_by_id):
         if time.monotonic() > deadline:  # keep well inside the lease: hand the rest back
-            released.append(event.id)
+            released.extend(event.id for event in group)
             continue
-        outcomes.append(_attempt(runtime, event, integrations_by_id.get(event.integration_id), payloads))
+        integration = integrations_by_id.get(group[0].integration_id)
+        if len(group) > 1 and integration is not None:
+            outcomes.extend(_attempt_together(runtime, group, integration, payloads))
+        else:
+            outcomes.extend(_attempt(runtime, event, integration, payloads) for event in group)
     notices = _record(runtime, outcomes, released, token)
     retries: dict[float, list[str]] = defaultdict(list)
     for outcome in outcomes:
@@ -137,6 +142,64 @@ def _claim(
     return claimed, by_id, payloads
 
 
+def _groups(runtime: Runtime, claimed: list[_Claimed], by_id: dict[str, Integration]) -> list[list[_Claimed]]:
+    """The claimed events in order, those of one integration whose connector has a bulk path kept together."""
+    groups: list[list[_Claimed]] = []
+    together: dict[str, list[_Claimed]] = {}
+    for event in claimed:
+        integration = by_id.get(event.integration_id)
+        registered = runtime.registry.get(integration.service) if integration is not None else None
+        bulk = registered is not None and registered.connector_class.deliver_batch is not Connector.deliver_batch
+        if not bulk:
+            groups.append([event])
+        elif event.integration_id in together:
+            together[event.integration_id].append(event)
+        else:
+            together[event.integration_id] = [event]
+            groups.append(together[event.integration_id])
+    return groups
+
+
+def _envelope(event: _Claimed, payloads: dict[str, _Payload]) -> dict[str, Any]:
+    payload = payloads[event.payload_ref]
+    return {
+        "id": event.id,
+        "type": event.event_type,
+        "occurred_at": payload.occurred_at.isoformat().replace("+00:00", "Z"),
+        "data": json.loads(payload.data),
+        "payload_ref": event.payload_ref,
+    }
+
+
+def _attempt_together(
+    runtime: Runtime, group: list[_Claimed], integration: Integration, payloads: dict[str, _Payload]
+) -> list[_Outcome]:
+    """One ``deliver_batch`` call for the events of one integration; each event keeps its own outcome."""
+    registered = runtime.registry.get(integration.service)
+    if registered is None or "deliver" not in registered.manifest.capabilities:
+        return [_attempt(runtime, event, integration, payloads) for event in group]
+    try:
+        call = connector_call(runtime, integration, registered)
+    except SecretKeyError:
+        return [_attempt(runtime, event, integration, payloads) for event in group]
+    batch = [(_envelope(event, payloads), event.id) for event in group]
+    try:
+        results: list[Exception | None] = list(call.connector.deliver_batch(call.context, batch))
+    except Exception as exc:  # the whole call failed: each event shares its fate
+        results = [exc] * len(group)
+    if len(results) != len(group):
+        wrong = RuntimeError(f"deliver_batch returned {len(results)} outcomes for {len(group)} events")
+        results = [wrong] * len(group)
+    exchanges = list(call.client.exchanges)
+    outcomes = []
+    for event, result in zip(group, results, strict=True):
+        outcome = _Outcome(event.id, event.tenant_id, event.attempts, "succeeded")
+        _settle(outcome, result, call, integration, event)
+        outcome.exchanges = exchanges
+        outcomes.append(outcome)
+    return outcomes
+
+
 def _attempt(
     runtime: Runtime, event: _Claimed, integration: Integration | None, payloads: dict[str, _Payload]
 ) -> _Outcome:
@@ -154,24 +217,27 @@ def _attempt(
     except SecretKeyError as exc:  # retrying cannot help until an operator restores the key
         outcome.status, outcome.error = "failed", str(exc)
         return outcome
-    payload = payloads[event.payload_ref]
-    envelope = {
-        "id": event.id,
-        "type": event.event_type,
-        "occurred_at": payload.occurred_at.isoformat().replace("+00:00", "Z"),
-        "data": json.loads(payload.data),
-        "payload_ref": event.payload_ref,
-    }
-    retry_after: float | None = None
+    error: Exception | None = None
     try:
-        call.connector.deliver(call.context, envelope, event.id)
+        call.connector.deliver(call.context, _envelope(event, payloads), event.id)
     except Exception as exc:
-        failure = classify_failure(exc)
+        error = exc
+    outcome.exchanges = list(call.client.exchanges)
+    _settle(outcome, error, call, integration, event)
+    return outcome
+
+
+def _settle(
+    outcome: _Outcome, error: Exception | None, call: ConnectorCall, integration: Integration, event: _Claimed
+) -> None:
+    """Classify what the connector raised for one event: succeeded, queued for a retry, or failed."""
+    retry_after: float | None = None
+    if error is not None:
+        failure = classify_failure(error)
         outcome.status = "queued" if failure.retryable else "failed"
         outcome.error, retry_after = failure.message, failure.delay
         if failure.kind == "not_implemented":
             outcome.error = f"the {integration.service} connector does not implement deliver yet"
-    outcome.exchanges = list(call.client.exchanges)
     if outcome.error is not None:
         outcome.error = call.redact(outcome.error)[:2000]
     if outcome.status == "queued":
@@ -181,7 +247,6 @@ def _attempt(
             outcome.status = "failed"
             attempts = f"{event.attempts} attempt" + ("s" if event.attempts != 1 else "")
             outcome.error = f"gave up after {attempts}; last error: {outcome.error}"
-    return outcome
 
 
 def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], token: str) -> list[str]:
