@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from interlink import __version__
 from interlink.api.auth import TokenCache, provide_tenant, require_tenant
+from interlink.api.controllers.checks import CheckController
 from interlink.api.controllers.events import EventMonitorController, PublishController
 from interlink.api.controllers.health import health
 from interlink.api.controllers.hooks import HookController, HookLogController
@@ -51,6 +52,7 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
         route_handlers=[
             IntegrationController,
             SyncController,
+            CheckController,
             EventMonitorController,
             PublishController,
             HookLogController,
