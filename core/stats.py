@@ -5,7 +5,11 @@ holds the exact number of events per integration and hour (UTC). :func:`integrat
 
 * ``events_total``: the sum of the integration's buckets (one row per hour, ~1,500 for two months);
 * ``earliest_event_at``: ``MIN(created_at)`` from ``events`` itself, one step down the index
-  ``ix_events_filter_integration_time`` (tenant, integration, created_at): exact to the microsecond;
+  ``ix_events_filter_integration_time`` (tenant, integration, created_at): exact to the microsecond. It
+  is bounded below by the integration's first bucket, so that whatever index a planner picks (PostgreSQL
+  takes ``ix_events_filter_time`` when a tenant has one integration), it starts in the first event's hour,
+  not at the tenant's oldest event; without buckets (events written before the counters) the unbounded
+  MIN answers instead;
 * ``events_last_24h``: the events created at or after ``now - 24h``. The window starts inside an hour
   (the *edge hour*), so whole buckets cover all but part of that hour, and an index range count over
   ``events`` covers the part: either the part inside the window is counted and added to the buckets
@@ -125,7 +129,15 @@ def stats_query(tenant_id: str, integration_id: str, now: datetime) -> sa.Select
         recent = buckets(event_counts.c.hour >= edge) - count_between(edge, start)
     else:
         recent = buckets(event_counts.c.hour >= after_edge) + count_between(start, after_edge)
-    earliest = sa.select(sa.func.min(events.c.created_at)).where(*mine).scalar_subquery()
+    first_hour = (
+        sa.select(sa.func.min(event_counts.c.hour))
+        .where(event_counts.c.integration_id == integration_id, event_counts.c.tenant_id == tenant_id)
+        .scalar_subquery()
+    )
+    earliest = sa.func.coalesce(
+        sa.select(sa.func.min(events.c.created_at)).where(*mine, events.c.created_at >= first_hour).scalar_subquery(),
+        sa.select(sa.func.min(events.c.created_at)).where(*mine).scalar_subquery(),  # no bucket: never read
+    )
     return sa.select(
         buckets().label("total"),
         recent.label("last_24h"),

@@ -239,5 +239,5 @@ def test_the_query_reads_events_through_the_integration_time_index(
         else:
             plan = "\n".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
     event_lines = [line for line in plan.splitlines() if " events " in f"{line} " and "event_counts" not in line]
-    assert len(event_lines) == 2, plan
+    assert len(event_lines) == 3, plan
     assert all("ix_events_filter_integration_time" in line for line in event_lines), plan
