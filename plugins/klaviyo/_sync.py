@@ -76,6 +76,7 @@ def sync_events(api: KlaviyoApi, state: Mapping[str, Any]) -> Iterator[dict[str,
         if newest is not None:
             yield {"checkpoint": {"since": _format_time(newest), "seen": newest_ids}}
         following = _next_query(page)
+        del page, data, metrics, profiles  # one page at a time: let this one go before the next arrives
         if following is None:
             return
         if following == query:

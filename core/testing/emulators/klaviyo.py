@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
 import hmac
 import json
@@ -42,10 +43,11 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import partial
+from itertools import islice
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
@@ -135,6 +137,8 @@ class KlaviyoEmulator(Emulator):
         self.bulk_jobs: list[dict[str, Any]] = []
         """Each accepted bulk-create job: ``id``, ``events`` (count) and ``profiles`` (groups)."""
         self._seq = 0
+        self._keys: list[tuple[int, int]] = []  # (timestamp, seq) of every event, ascending
+        self._ordered: list[dict[str, Any]] = []  # the events in that order
         self._dedupe: set[tuple[str, str, str]] = set()
         self._windows: dict[tuple[str, str], tuple[int, int]] = {}
 
@@ -429,29 +433,41 @@ class KlaviyoEmulator(Emulator):
         after = _decode_cursor(request.arg("page[cursor]"), descending)
         if isinstance(after, Response):
             return after
+        size = int(size_text)
         with self.lock:
-            chosen = [e for e in self.events if all(c(e) for c in conditions)]
-            chosen.sort(key=lambda e: (e["timestamp"], e["seq"]), reverse=descending)
-            if after is not None:
-                chosen = [
-                    e
-                    for e in chosen
-                    if ((e["timestamp"], e["seq"]) < after if descending else (e["timestamp"], e["seq"]) > after)
-                ]
-            page = chosen[: int(size_text)]
-            more = len(chosen) > len(page)
-            resources = [_sparse(self.event_resource(e), request.arg("fields[event]")) for e in page]
-            included = self._included(page, include, request)
+            page = list(islice(self._walk(after, descending, conditions), size + 1))
+            more = len(page) > size
+            page = page[:size]
+            # Encoded one resource at a time, so a page costs about its JSON size, not its dicts.
+            fields = request.arg("fields[event]")
+            resources = [_compact(_sparse(self.event_resource(e), fields)) for e in page]
+            included = [_compact(item) for item in self._included(page, include, request)]
         params = {k: v[0] for k, v in request.query.items() if k != "page[cursor]" and v}
         links: dict[str, Any] = {"self": f"{self.url}/api/events/?{urlencode(request_query(request))}", "prev": None}
         links["next"] = None
         if more:
             cursor = _encode_cursor((page[-1]["timestamp"], page[-1]["seq"]), descending)
             links["next"] = f"{self.url}/api/events/?{urlencode({**params, 'page[cursor]': cursor})}"
-        body: dict[str, Any] = {"data": resources, "links": links}
+        body = b'{"data":[' + b",".join(resources) + b'],"links":' + _compact(links)
         if include:
-            body["included"] = included
-        return Response(200, body, content_type=MEDIA_TYPE)
+            body += b',"included":[' + b",".join(included) + b"]"
+        return Response(200, body + b"}", content_type=MEDIA_TYPE)
+
+    def _walk(
+        self, after: tuple[int, int] | None, descending: bool, conditions: list[Callable[[dict[str, Any]], bool]]
+    ) -> Iterator[dict[str, Any]]:
+        """The events past the cursor position ``after`` in sort order that meet every condition, lazily."""
+        keys = self._keys
+        if descending:
+            start = len(keys) if after is None else bisect.bisect_left(keys, after)
+            positions: Iterable[int] = range(start - 1, -1, -1)
+        else:
+            start = 0 if after is None else bisect.bisect_left(keys, (after[0], after[1] + 1))
+            positions = range(start, len(keys))
+        for position in positions:
+            event = self._ordered[position]
+            if all(c(event) for c in conditions):
+                yield event
 
     def _included(self, page: list[dict[str, Any]], include: list[str], request: Request) -> list[dict[str, Any]]:
         included: dict[tuple[str, str], dict[str, Any]] = {}
@@ -631,6 +647,10 @@ class KlaviyoEmulator(Emulator):
             return None
         self._dedupe.add(key)
         self.events.append(event)
+        order = (int(moment.timestamp()), self._seq)
+        position = bisect.bisect_right(self._keys, order)
+        self._keys.insert(position, order)
+        self._ordered.insert(position, event)
         return dict(event)
 
 
@@ -792,6 +812,10 @@ def _path(value: Any, *keys: str) -> Any:
     for key in keys:
         value = value.get(key) if isinstance(value, Mapping) else None
     return value
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _sparse(resource: dict[str, Any], fields: str | None) -> dict[str, Any]:
