@@ -241,3 +241,14 @@ def test_the_query_reads_events_through_the_integration_time_index(
     event_lines = [line for line in plan.splitlines() if " events " in f"{line} " and "event_counts" not in line]
     assert len(event_lines) == 3, plan
     assert all("ix_events_filter_integration_time" in line for line in event_lines), plan
+
+
+def test_events_without_buckets_still_give_the_exact_earliest(runtime: Runtime, client: Client) -> None:
+    """Events written before the counters existed (no bucket): the unbounded MIN answers."""
+    acme = make_tenant(runtime, "acme")
+    source = create_custom(client, {"Authorization": acme["Authorization"]}, SINK, event_types=())["id"]
+    first = datetime.now(UTC) - timedelta(days=3, minutes=17)
+    receive(runtime, acme["id"], source, 2, first)
+    with runtime.engine.begin() as conn:
+        conn.execute(event_counts.delete().where(event_counts.c.integration_id == source))
+    assert figures(runtime, acme["id"], source, datetime.now(UTC))["earliest_event_at"] == first
