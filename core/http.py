@@ -43,6 +43,7 @@ __all__ = [
     "parse_retry_after",
     "raise_for_status",
     "recording_client",
+    "sensitive_header",
     "transient_from_transport_error",
 ]
 
@@ -53,7 +54,7 @@ _MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "
 _SENSITIVE_PARTS = ("signature", "secret", "token", "api-key", "apikey", "api_key", "password")
 
 
-def _sensitive(name: str) -> bool:
+def sensitive_header(name: str) -> bool:
     """Whether a header or query parameter named ``name`` carries a credential, judging by its name."""
     name = name.lower()
     return name in _MASKED_HEADERS or any(part in name for part in _SENSITIVE_PARTS)
@@ -325,7 +326,9 @@ class RecordingClient(httpx.Client):
         return text[: self._body_limit]
 
     def _mask_headers(self, headers: httpx.Headers) -> dict[str, str]:
-        return {name: MASK if _sensitive(name) else redact(value, self._secrets) for name, value in headers.items()}
+        return {
+            name: MASK if sensitive_header(name) else redact(value, self._secrets) for name, value in headers.items()
+        }
 
     def _mask_url(self, url: httpx.URL) -> str:
         parts = urlsplit(str(url))
@@ -333,7 +336,9 @@ class RecordingClient(httpx.Client):
         if parts.password:
             netloc = netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
         params = (p.partition("=") for p in parts.query.split("&")) if parts.query else ()
-        query = "&".join(f"{k}={MASK}" if eq and _sensitive(unquote_plus(k)) else k + eq + v for k, eq, v in params)
+        query = "&".join(
+            f"{k}={MASK}" if eq and sensitive_header(unquote_plus(k)) else k + eq + v for k, eq, v in params
+        )
         return redact(urlunsplit(parts._replace(netloc=netloc, query=query)), self._secrets)
 
 

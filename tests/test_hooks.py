@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
 from litestar.testing import TestClient
+from standardwebhooks.webhooks import Webhook
 
 from interlink.api import create_app
 from interlink.config import Config
@@ -340,8 +341,9 @@ def test_a_body_over_the_limit_is_413(api: Client, tenant: dict[str, str], live:
 
 
 def test_failures_in_a_row_put_the_integration_in_error_until_a_verified_one(
-    api: Client, tenant: dict[str, str], live: Runtime
+    api: Client, tenant: dict[str, str], live: Runtime, sink: Sink
 ) -> None:
+    endpoint = api.post("/v1/webhooks", json={"url": sink.url("/notices")}, headers=tenant).json()["webhook"]
     signed = create_signed(api, tenant)
     body = b'{"id": "ch_1", "type": "charge.succeeded"}'
     path = f"/v1/hooks/{signed['id']}"
@@ -359,6 +361,15 @@ def test_failures_in_a_row_put_the_integration_in_error_until_a_verified_one(
     fixed = api.get(f"/v1/integrations/{signed['id']}", headers=tenant).json()["integration"]
     assert (fixed["status"], fixed["error_message"]) == ("connected", None)
     assert integration_row(live, signed["id"]).hook_failures == 0
+    # The tenant hears of both moves, signed per Standard Webhooks.
+    notices = wait_for(lambda: sink.at("/notices") if len(sink.at("/notices")) >= 2 else None)
+    verifier = Webhook(endpoint["signing_secret"])
+    told = [verifier.verify(n.body, n.headers) for n in notices]
+    assert [(t["type"], t["data"]["integration_id"]) for t in told] == [
+        ("integration.error", signed["id"]),
+        ("integration.recovered", signed["id"]),
+    ]
+    assert told[0]["data"]["error_message"] == broken["error_message"]
 
 
 def test_a_verified_hook_clears_only_an_error_that_hooks_set(

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from interlink import notifications
 from interlink.connector import PermanentError, WebhookRequest, WebhookResult
 from interlink.errors import NotFoundError
-from interlink.http import _sensitive
+from interlink.http import sensitive_header
 from interlink.ids import new_id
 from interlink.pipeline.context import connector_call
 from interlink.pipeline.failures import classify_failure
@@ -126,7 +127,7 @@ def _configured(conn: sa.Connection, integration_id: str, tenant_id: str | None 
 
 def redact_headers(headers: Mapping[str, str], secret_values: list[str]) -> dict[str, str]:
     """Headers as the log keeps them: credentials (``Authorization``, signatures, tokens) and secret values masked."""
-    return {name: MASK if _sensitive(name) else redact(value, secret_values) for name, value in headers.items()}
+    return {name: MASK if sensitive_header(name) else redact(value, secret_values) for name, value in headers.items()}
 
 
 def receive(runtime: Runtime, target: HookTarget, request: WebhookRequest) -> HookAnswer:
@@ -205,6 +206,7 @@ def _store(
     request_id = new_id("hook")
     received = status == "received"
     mine = integrations.c.id == integration.id
+    notices: list[str] = []
     with runtime.engine.begin() as conn:
         conn.execute(
             webhook_requests.insert().values(
@@ -225,7 +227,7 @@ def _store(
         )
         if received:
             from_hooks = integrations.c.error_message.like(f"%{_FROM_HOOKS}%")
-            conn.execute(
+            recovered = conn.execute(
                 integrations.update()
                 .where(mine, integrations.c.hook_failures > 0)
                 .values(
@@ -236,7 +238,10 @@ def _store(
                     ),
                     error_message=sa.case((from_hooks, sa.null()), else_=integrations.c.error_message),
                 )
-            )
+                .returning(integrations.c.status, integrations.c.error_message)
+            ).first()
+            if recovered is not None and recovered.status == "connected" and integration.status == "error":
+                notices = notifications.status_changed(runtime, conn, integration.id, "error", "connected")
         elif failed_verification:
             failures = conn.execute(
                 integrations.update()
@@ -246,14 +251,19 @@ def _store(
             ).scalar()
             if failures is not None and failures >= FAILURES_BEFORE_ERROR:
                 fix = f" — check settings.{setting}" if setting else ""
+                message = f"{failures}{_FROM_HOOKS}{error}{fix}"[:MAX_ERROR]
+                before = conn.execute(sa.select(integrations.c.status).where(mine)).scalar()
                 conn.execute(
                     integrations.update()
                     .where(mine)
                     .values(
                         status=sa.case((integrations.c.status == "syncing", "syncing"), else_="error"),
-                        error_message=f"{failures}{_FROM_HOOKS}{error}{fix}"[:MAX_ERROR],
+                        error_message=message,
                     )
                 )
+                if before is not None and before not in ("error", "syncing"):
+                    notices = notifications.status_changed(runtime, conn, integration.id, before, "error", message)
+    runtime.pipeline.dispatch(notices)
     return request_id
 
 
