@@ -47,7 +47,10 @@ class KlaviyoConnector(Connector):
         return CheckResult(ok=True, message=f"connected to the Klaviyo account {name}" if name else "connected")
 
     def deliver(self, ctx: ConnectorContext, event: Mapping[str, Any], idempotency_key: str) -> None:
-        """Track the event (``unique_id`` = ``idempotency_key``), or upsert the profile of a ``customer.*`` event."""
+        """Track the event (``unique_id`` = ``idempotency_key``), or upsert the profile of a ``customer.*`` event.
+
+        An event that came from Klaviyo itself (an inbound ``klaviyo`` envelope) is not sent back.
+        """
         api = KlaviyoApi(ctx)
         if str(event.get("type")) in PROFILE_EVENTS:
             upsert_profile(api, event)

@@ -4,7 +4,8 @@
 job (vendors.md §8). A job is accepted or refused whole, so when Klaviyo refuses one with a 4xx that
 is not about credentials, its events are sent again one by one through Create Event: the bad one
 fails alone. After a 401/403 or a 429 nothing more is sent in this batch; every event left gets that
-same outcome (the key is wrong, or Klaviyo asked us to wait).
+same outcome (the key is wrong, or Klaviyo asked us to wait). Events that came from Klaviyo itself are
+not sent back and count as delivered.
 """
 
 from __future__ import annotations

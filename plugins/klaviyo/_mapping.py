@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from interlink.connector import PermanentError
 from interlink.envelope import is_envelope
@@ -239,21 +239,33 @@ def _is_klaviyo_id(value: object) -> bool:
 
 
 def _value(data: Mapping[str, Any], *, amounts: bool) -> tuple[float, str | None] | None:
-    """``(value, currency)`` for Klaviyo from ``value`` (as is), or from an envelope's ``amount``.
+    """``(value, currency)`` for Klaviyo from ``value`` (as is), or from an envelope's amount or price.
 
     Envelopes carry ``amount`` the way Stripe does, in the currency's minor unit when it is an integer
-    (``1999`` USD is 19.99); a decimal ``amount`` (``19.99``) is taken as it is. A platform payload's
-    ``amount`` has no agreed unit, so only its explicit ``value`` is used.
+    (``1999`` USD is 19.99); a decimal ``amount`` (``19.99``) is taken as it is. Without one, a price in
+    major units: ``price_in_purchased_currency`` with ``currency`` (RevenueCat), else ``price`` alone
+    (RevenueCat's is in USD whatever ``currency`` says, so no currency is claimed for it and Klaviyo
+    uses the account's). A platform payload's ``amount`` has no agreed unit: only its ``value`` is used.
     """
     currency = data.get("currency") or data.get("value_currency")
     currency = currency.upper() if isinstance(currency, str) and len(currency) == 3 else None
     value = data.get("value")
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if _number(value):
         return float(value), currency
-    amount = data.get("amount")
-    if not amounts or not isinstance(amount, int | float) or isinstance(amount, bool):
+    if not amounts:
         return None
-    if isinstance(amount, int) and currency:
+    amount = data.get("amount")
+    if isinstance(amount, int) and not isinstance(amount, bool) and currency:
         digits = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
         return float(Decimal(amount).scaleb(-digits)), currency
-    return float(amount), currency
+    if _number(amount):
+        return float(amount), currency
+    if _number(data.get("price_in_purchased_currency")) and currency:
+        return float(data["price_in_purchased_currency"]), currency
+    if _number(data.get("price")):
+        return float(data["price"]), None
+    return None
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)

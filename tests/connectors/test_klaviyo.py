@@ -243,16 +243,40 @@ def test_an_inbound_envelope_becomes_a_klaviyo_event_on_the_subjects_profile(
         source="revenuecat",
         occurred_at="2026-11-26T09:00:00Z",
         subject={"external_id": "user-7"},
-        data={"amount": 9.99, "currency": "EUR"},
+        data={"price": 9.99, "price_in_purchased_currency": 8.49, "currency": "EUR"},
         raw={},
     )
     KlaviyoConnector().deliver(contexts(), {**event, "id": "evt_2", "data": renewal}, "evt_2")
-    assert (emulator.events[-1]["metric"], emulator.events[-1]["value"]) == ("RENEWAL", 9.99)
+    renewed = emulator.events[-1]
+    assert (renewed["metric"], renewed["value"], renewed["value_currency"]) == ("RENEWAL", 8.49, "EUR")
+    assert renewed["profile"] == {"external_id": "user-7"}
 
     echoed = {**event, "data": {**paid, "source": "klaviyo"}}  # Klaviyo's own event: not sent back
     before = len(emulator.received)
     KlaviyoConnector().deliver(contexts(), echoed, "evt_3")
     assert len(emulator.received) == before
+
+
+@pytest.mark.parametrize(
+    ("data", "value"),
+    [
+        ({"amount": 1999, "currency": "usd"}, (19.99, "USD")),
+        ({"amount": 500, "currency": "JPY"}, (500.0, "JPY")),
+        ({"amount": 1234, "currency": "KWD"}, (1.234, "KWD")),
+        ({"amount": 12.5, "currency": "EUR"}, (12.5, "EUR")),
+        ({"price": 4.99, "currency": "EUR"}, (4.99, None)),
+        ({"plan": "pro"}, (None, None)),
+    ],
+)
+def test_an_envelopes_amount_or_price_becomes_the_events_value(
+    emulator: KlaviyoEmulator, contexts: Contexts, data: dict[str, Any], value: tuple[Any, Any]
+) -> None:
+    routed = envelope(
+        id="v-1", type="paid", source="acme", occurred_at=None, subject={"email": "a@b.co"}, data=data, raw={}
+    )
+    KlaviyoConnector().deliver(contexts(), {**order(), "data": routed}, "evt_v")
+    [recorded] = emulator.events
+    assert (recorded["value"], recorded["value_currency"]) == value
 
 
 def test_customer_events_upsert_the_profile(emulator: KlaviyoEmulator, contexts: Contexts) -> None:
