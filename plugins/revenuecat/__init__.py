@@ -62,7 +62,13 @@ class RevenueCatConnector(Connector):
     def check(self, ctx: ConnectorContext) -> CheckResult:
         """List the projects the key can see; the configured project should be one of them."""
         project = _project(ctx.settings)
-        page = RevenueCatApi(ctx, self.sleep).page("/projects", after=None, limit=None, domain=PROJECT_CONFIGURATION)
+        api = RevenueCatApi(ctx, self.sleep)
+        try:
+            page = api.page("/projects", after=None, limit=None, domain=PROJECT_CONFIGURATION)
+        except ResourceMissing:
+            raise PermanentError(
+                "the projects endpoint was not found (HTTP 404) — check settings.baseUrl", setting="baseUrl"
+            ) from None
         ids = {str(item.get("id")) for item in page.items}
         if project in ids:
             return CheckResult(ok=True, message=f"the API key reads project {project}")

@@ -105,7 +105,7 @@ def expected_ids(emu: RevenueCatEmulator, made: Mapping[str, tuple[int, int]]) -
     ids = {f"customer:{cid}" for cid in made}
     for cid in made:
         ids |= {f"{s['id']}:{s['current_period_starts_at']}" for s in emu.subscriptions_of(cid)}
-        ids |= {p["id"] for p in emu._customers[cid].purchases}
+        ids |= {p["id"] for p in emu.purchases_of(cid)}
     return ids
 
 
@@ -154,6 +154,12 @@ def test_a_base_url_ending_in_v2_is_the_same_api(emulator: RevenueCatEmulator) -
     assert emulator.received[-1].path == "/v2/projects"
 
 
+def test_a_base_url_leading_elsewhere_names_the_base_url_setting(emulator: RevenueCatEmulator) -> None:
+    with pytest.raises(PermanentError) as caught:
+        RevenueCatConnector().check(context(settings(emulator, baseUrl=emulator.url + "/proxy")))
+    assert caught.value.setting == "baseUrl"
+
+
 # -- sync --
 
 
@@ -170,6 +176,9 @@ def test_sync_pages_every_customer_and_each_ones_subscriptions_and_purchases(emu
     # a customer with 24 subscriptions took two pages of them
     big = next(cid for cid, (subs, _) in made.items() if subs == 24)
     assert len(requests_to(emulator, f"/customers/{big}/subscriptions")) == 2
+    # reads only: no idempotency key (RevenueCat takes one only on virtual-currency POSTs)
+    assert {r.method for r in emulator.received} == {"GET"}
+    assert not any("idempotency-key" in r.headers for r in emulator.received)
     # one checkpoint per customer (its id, the API's own cursor), then {} for the next walk
     assert [state for _, state in result.checkpoints][:-1] == [{"starting_after": cid} for cid in sorted(made)]
     assert result.checkpoints[-1] == (len(result.records), {})
@@ -365,8 +374,7 @@ def test_pacing_follows_the_usage_the_vendor_reports() -> None:
     with RevenueCatEmulator(clock=clock.monotonic) as emu:
         emu.set_limit("customer_information", 10)
         emu.add_customer(subscriptions=1)
-        for _ in range(8):  # another client of the same key used 8 of the 10
-            emu._count("customer_information")
+        emu.spend("customer_information", 8)  # another client of the same key used 8 of the 10
         result = sync(context(settings(emu), now=clock.now), Paced())
         assert len(result.ids) == 2
         assert clock.slept, "the connector went on although the vendor said the minute was nearly used up"

@@ -152,6 +152,10 @@ class RevenueCatEmulator(Emulator):
         """The customer's subscription objects (mutable: a test may renew one)."""
         return self._customers[customer_id].subscriptions
 
+    def purchases_of(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's one-time purchase objects."""
+        return self._customers[customer_id].purchases
+
     def _subscription(self, cid: str, start: int) -> dict[str, Any]:
         n = self._next()
         return {
@@ -249,6 +253,11 @@ class RevenueCatEmulator(Emulator):
         with self.lock:
             self.limits[domain] = per_minute
             self._periods.pop(domain, None)
+
+    def spend(self, domain: str, requests: int) -> None:
+        """Count ``requests`` made in ``domain`` by another client of the same key (they share the limit)."""
+        for _ in range(requests):
+            self._count(domain)
 
     def _count(self, domain: str) -> tuple[int, int, int | None]:
         """Count a request in ``domain``: (usage, limit, seconds to wait when over the limit)."""
