@@ -12,6 +12,9 @@ A Stripe ``invoice.paid``, a RevenueCat ``RENEWAL`` and an Adapty ``subscription
       "raw": {...}                       # the vendor's object, untouched
     }
 
+``data.amount`` is an integer in the currency's minor units (cents: 1999 is 19.99 USD, as Stripe counts), with
+``data.currency`` its ISO 4217 code.
+
 ``subject`` says who the event is about: the vendor's customer id, and when known the e-mail address and
 the platform's own user id (``external_id``: Stripe metadata, RevenueCat ``app_user_id``, Adapty
 ``customer_user_id``). A destination such as Klaviyo identifies the profile from it, so a RevenueCat
