@@ -6,7 +6,8 @@
   subscriptions and purchases to the end. Each customer, subscription period and purchase is one inbound
   envelope with a stable id (see ``_records``). After each customer it checkpoints
   ``{"starting_after": <customer id>}``, the API's own cursor: a killed worker resumes after the last
-  customer it finished, with no gap (a half-done customer is read again; the core drops the repeats). A
+  customer it finished, with no gap (a half-done customer is read again; the core drops the repeats; if
+  RevenueCat refuses the saved cursor, say its customer was deleted, the walk starts over). A
   finished walk checkpoints ``{}``, so the next scheduled sync walks again and yields what changed (new
   customers, new billing periods, new purchases). Requests are paced under the per-domain rate limits
   (``_pacing``); a 429 is a TransientError with the vendor's delay.
@@ -29,7 +30,7 @@ from interlink.hookspecs import hookimpl
 from interlink.manifest import builtin_manifest_path
 from interlink.registry import Register
 
-from ._api import CUSTOMER_INFORMATION, PROJECT_CONFIGURATION, ResourceMissing, RevenueCatApi
+from ._api import CUSTOMER_INFORMATION, PROJECT_CONFIGURATION, BadCursor, ResourceMissing, RevenueCatApi
 from ._records import customer_record, purchase_record, subscription_record
 from ._webhook import parse_event, verify_authorization
 
@@ -87,11 +88,16 @@ class RevenueCatConnector(Connector):
         limit = _page_size(ctx.settings)
         cursor = ctx.state.get("starting_after")
         after = cursor if isinstance(cursor, str) and cursor else None
+        restarted = False
         while True:
             requested = after
             try:
                 page = api.page(customers, after=requested, limit=limit, domain=CUSTOMER_INFORMATION)
-            except ResourceMissing as exc:
+            except (ResourceMissing, BadCursor) as exc:
+                if requested is not None and not restarted:  # the saved customer is gone: walk again
+                    ctx.logger.warning("the saved cursor was refused; the sync starts again from the first customer")
+                    after, restarted = None, True
+                    continue
                 raise PermanentError(
                     f"RevenueCat has no project {_project(ctx.settings)} for this key — check settings.projectId "
                     f"({exc.message})",

@@ -5,7 +5,8 @@ Every answer goes through :func:`raise_for_answer`, which turns RevenueCat's sta
 
 * 429, 5xx, 408/423/425, or any error whose body says ``retryable: true``: :class:`TransientError`, its
   delay from ``Retry-After`` (seconds) or else the body's ``backoff_ms``;
-* 401/403: :class:`PermanentError` naming ``apiKey``; 404: :class:`ResourceMissing`;
+* 401/403: :class:`PermanentError` naming ``apiKey``; 404: :class:`ResourceMissing`; a 400 about
+  ``starting_after``: :class:`BadCursor`;
 * any other 4xx (and a redirect, which is not followed): :class:`PermanentError`.
 
 Lists are ``{object: "list", items, next_page, url}``; ``next_page`` (absent or null on the last page)
@@ -32,6 +33,7 @@ from ._pacing import Pacer
 __all__ = [
     "CUSTOMER_INFORMATION",
     "PROJECT_CONFIGURATION",
+    "BadCursor",
     "Page",
     "ResourceMissing",
     "RevenueCatApi",
@@ -47,6 +49,10 @@ _TRANSIENT = frozenset({408, 423, 425, 429})
 
 class ResourceMissing(PermanentError):
     """RevenueCat answered 404 (``resource_missing``): a project, a customer that is not there."""
+
+
+class BadCursor(PermanentError):
+    """RevenueCat refused the ``starting_after`` cursor (a 400 naming that parameter)."""
 
 
 def api_root(settings: Mapping[str, Any]) -> str:
@@ -108,6 +114,8 @@ def raise_for_answer(response: httpx.Response) -> None:
         )
     if status == 404:
         raise ResourceMissing(f"RevenueCat found no such resource ({detail})")
+    if status == 400 and error.get("param") == "starting_after":
+        raise BadCursor(f"RevenueCat refused the page cursor ({detail})")
     if status < 400:
         raise PermanentError(
             f"RevenueCat redirected the request (HTTP {status}) — check settings.baseUrl", setting="baseUrl"
