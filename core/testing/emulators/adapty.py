@@ -28,11 +28,10 @@ import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
 import httpx
 
-from interlink.testing._server import QuietHandler
 from interlink.testing.emulators.base import Emulator, Request, Response
 
 __all__ = ["AdaptyEmulator"]
@@ -70,8 +69,6 @@ class AdaptyEmulator(Emulator):
         self, *, api_key: str | None = None, webhook_secret: str | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         super().__init__(api_key=api_key, webhook_secret=webhook_secret, host=host, port=port)
-        # One write per answer (see the RevenueCat emulator): no 40 ms Nagle/delayed-ACK stall per request.
-        cast(type[QuietHandler], self._server._server.RequestHandlerClass).wbufsize = -1
         self.profiles: dict[str, dict[str, Any]] = {}
         """Profiles by Adapty profile id."""
         self.transactions: dict[tuple[str, str], dict[str, Any]] = {}

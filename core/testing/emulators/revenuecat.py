@@ -31,12 +31,11 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 from urllib.parse import quote, unquote
 
 import httpx
 
-from interlink.testing._server import QuietHandler
 from interlink.testing.emulators.base import Emulator, Request, Response
 
 __all__ = ["RevenueCatEmulator"]
@@ -89,9 +88,6 @@ class RevenueCatEmulator(Emulator):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(api_key=api_key, webhook_secret=webhook_secret, host=host, port=port)
-        # One write per answer: the shared handler writes headers and body apart, and Nagle's algorithm
-        # against the client's delayed ACK then costs ~40 ms a request. Remove once _server.py buffers.
-        cast(type[QuietHandler], self._server._server.RequestHandlerClass).wbufsize = -1
         self.project_id = project_id
         self.clock = clock
         """The time the rate-limit periods are counted in (seconds); tests may pass their own."""
