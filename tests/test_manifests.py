@@ -275,7 +275,13 @@ def test_connector_class_implements_exactly_its_declared_capabilities(service: s
     assert cls.implemented_capabilities() == _manifest(service).capabilities
 
 
-IMPLEMENTED = {"custom": {"deliver"}}
+IMPLEMENTED = {
+    "custom": {"deliver", "handle_webhook"},
+    "stripe": {"check", "deliver", "sync", "handle_webhook"},
+    "klaviyo": {"check", "deliver", "sync", "handle_webhook"},
+    "revenuecat": {"check", "sync", "handle_webhook"},
+    "adapty": {"check", "deliver", "handle_webhook"},
+}
 """Capabilities that are no longer stubs (each has its own tests)."""
 
 
