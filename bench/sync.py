@@ -1,0 +1,169 @@
+"""Stripe sync throughput and memory, against a plain paging loop over the same emulator, in the same run.
+
+A ``StripeEmulator`` holding N events (default 100,000, one a second up to now) runs in a subprocess of
+this script, so that its CPU and memory are not the measured process's. Then, one after the other:
+
+* **plain**: a loop that only pages ``GET /v1/events`` (``limit=100``, the same ``created`` window and
+  ``starting_after``) with the same HTTP client the core gives connectors
+  (``interlink.http.recording_client``), parsing each page's JSON and nothing else;
+* **sync**: a real Stripe sync through the core's path, ``interlink.pipeline.sync.run_sync``, on a runtime
+  with SQLite in a temporary directory: every event becomes an envelope, is recorded, published and
+  checkpointed page by page;
+* **plain** again. The plain rate is the mean of the two plain runs (the machine is shared).
+
+Then the peak of Python memory (``tracemalloc``) during a sync of 10,000 and of N events, each against
+its own emulator: it must not grow with the count. Prints ``sync_vs_plain=R`` last (target R >= 0.8).
+
+    .venv/bin/python -m bench.sync [N]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from cryptography.fernet import Fernet
+
+from bench._common import free_port, process, table, wait_until
+from interlink import integrations
+from interlink.config import Config
+from interlink.http import recording_client
+from interlink.pipeline.sync import run_sync
+from interlink.runtime import Runtime
+from interlink.store.tenants import create_tenant
+from interlink.syncs import get_sync, trigger_sync
+from interlink.testing.emulators.stripe import StripeEmulator
+
+TARGET = 0.8
+SMALL = 10_000
+EVENT_TYPES = ("invoice.paid", "charge.succeeded", "customer.subscription.updated", "payment_intent.succeeded")
+
+
+def serve(port: int, count: int) -> None:
+    """The emulator subprocess: ``count`` events, one a second, the newest a second ago."""
+    emulator = StripeEmulator(port=port)
+    # QuietHandler (interlink.testing._server) writes the headers and the body in two sends; with Nagle's
+    # algorithm on, the body then waits for the client's delayed ACK, about 40 ms a page, which would be
+    # measured instead of the sync. TCP_NODELAY here until QuietHandler sets disable_nagle_algorithm itself.
+    handler = emulator._server._server.RequestHandlerClass
+    setattr(handler, "disable_nagle_algorithm", True)  # noqa: B010
+    emulator.add_events(count, EVENT_TYPES)
+    emulator.serve_forever()
+
+
+@contextmanager
+def emulator(count: int) -> Iterator[str]:
+    """A Stripe emulator with ``count`` events in a subprocess; its base URL."""
+    port = free_port()
+    with process([sys.executable, "-m", "bench.sync", "--serve", str(port), str(count)]):
+        url = f"http://127.0.0.1:{port}"
+        auth = {"Authorization": f"Bearer {StripeEmulator.default_api_key}"}
+
+        def up() -> bool:
+            try:
+                return httpx.get(url + "/v1/balance", headers=auth).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, timeout=60)
+        yield url
+
+
+def plain(url: str) -> tuple[int, float]:
+    """Page through every event with the connectors' HTTP client and nothing else: (events, seconds)."""
+    now = int(time.time())
+    window: dict[str, str | int] = {"limit": 100, "created[gte]": now - 30 * 86_400, "created[lte]": now}
+    headers = {"Authorization": f"Bearer {StripeEmulator.default_api_key}"}
+    seen, after = 0, None
+    started = time.perf_counter()
+    with recording_client(secrets=[StripeEmulator.default_api_key]) as client:
+        while True:
+            params = {**window, "starting_after": after} if after else window
+            page = client.get(url + "/v1/events", params=params, headers=headers).json()
+            client.clear()  # as the core does at each checkpoint: the exchanges are not kept for syncs
+            seen += len(page["data"])
+            if not page["has_more"] or not page["data"]:
+                return seen, time.perf_counter() - started
+            after = page["data"][-1]["id"]
+
+
+@contextmanager
+def sqlite_runtime() -> Iterator[Runtime]:
+    with tempfile.TemporaryDirectory() as data_dir:
+        config = Config(Path(data_dir), f"sqlite:///{data_dir}/interlink.db", (Fernet.generate_key().decode(),), None)
+        runtime = Runtime.start(config)
+        try:
+            yield runtime
+        finally:
+            runtime.close()
+
+
+def core_sync(url: str, *, trace: bool = False) -> tuple[int, float, int]:
+    """One Stripe sync through ``run_sync`` on a fresh SQLite runtime: (records, seconds, peak bytes traced)."""
+    with sqlite_runtime() as runtime:
+        with runtime.engine.begin() as conn:
+            tenant, _ = create_tenant(conn, "bench")
+        settings = {"apiKey": StripeEmulator.default_api_key, "baseUrl": url}
+        new = integrations.NewIntegration(service="stripe", settings=settings)
+        integration, _ = integrations.create_integration(runtime, tenant.id, new)
+        run_id, _ = trigger_sync(runtime, tenant.id, integration.id)
+        if trace:
+            tracemalloc.start()
+        started = time.perf_counter()
+        run_sync(runtime, run_id)
+        elapsed = time.perf_counter() - started
+        peak = 0
+        if trace:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+        done = get_sync(runtime, tenant.id, integration.id, run_id)
+        if done["status"] != "succeeded":
+            raise RuntimeError(f"the sync did not succeed: {done['status']} {done['error']}")
+        return int(done["records_read"]), elapsed, peak
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]), int(sys.argv[3]))
+        return
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    with emulator(n) as url:
+        plain(url)  # warm the emulator's pages and the connections once
+        first_count, first_time = plain(url)
+        synced, sync_time, _ = core_sync(url)
+        second_count, second_time = plain(url)
+    if not first_count == second_count == synced == n:
+        raise RuntimeError(f"expected {n} events everywhere, read {first_count}, {synced}, {second_count}")
+    plain_rate = n / ((first_time + second_time) / 2)
+    sync_rate = n / sync_time
+    peaks = {}
+    for count in (SMALL, n):
+        with emulator(count) as url:
+            read, _, peaks[count] = core_sync(url, trace=True)
+        assert read == count
+    print(
+        table(
+            [
+                ("events", f"{n:,}"),
+                (
+                    "plain paging loop (mean of 2)",
+                    f"{plain_rate:,.0f} events/s ({first_time:.1f} s, {second_time:.1f} s)",
+                ),
+                ("core sync, SQLite (run_sync)", f"{sync_rate:,.0f} records/s ({sync_time:.1f} s)"),
+                (f"peak traced memory, sync of {SMALL:,}", f"{peaks[SMALL] / 2**20:.1f} MiB"),
+                (f"peak traced memory, sync of {n:,}", f"{peaks[n] / 2**20:.1f} MiB"),
+            ]
+        )
+    )
+    print(f"sync_peak_growth={peaks[n] / peaks[SMALL]:.2f}")
+    print(f"sync_vs_plain={sync_rate / plain_rate:.2f}")
+
+
+if __name__ == "__main__":
+    main()
