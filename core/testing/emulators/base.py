@@ -150,6 +150,16 @@ class Emulator:
         """Whether a request needs no credentials (a health path, a token endpoint)."""
         return False
 
+    def control(self, request: Request) -> Response | None:
+        """Answer a request to the emulator itself (paths under ``/_emulator/``, no credentials), for a person
+        trying a flow with ``interlink emulate``. ``GET /_emulator/requests`` lists what it received; an
+        emulator adds its own (``super().control(request)`` for the rest)."""
+        if request.method == "GET" and request.path == "/_emulator/requests":
+            with self.lock:
+                seen = [{"method": r.method, "path": r.path, "body_size": len(r.body)} for r in self.received]
+            return Response(200, {"requests": seen})
+        return None
+
     # -- what the conformance suite asks of an emulator (override what your vendor has) ------------
 
     webhook_signed: ClassVar[bool] = True
@@ -278,6 +288,12 @@ class Emulator:
         split = urlsplit(handler.path)
         query = parse_qs(split.query, keep_blank_values=True)
         request = Request(handler.command, split.path, query, seen.headers, body)
+        if request.path.startswith("/_emulator/"):
+            with self.lock:
+                self.received.pop()  # not the vendor's API: keep it out of what the connector sent
+            answer = self.control(request) or Response(404, {"error": f"no emulator control at {request.path}"})
+            handler.answer(answer.status, [("content-type", answer.content_type)], answer.encoded())
+            return
         fault = self._take_fault(request)
         if fault is not None and fault.kind == "drop":
             handler.close_connection = True

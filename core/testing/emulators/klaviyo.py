@@ -269,6 +269,13 @@ class KlaviyoEmulator(Emulator):
 
     # -- what the conformance suite asks ----------------------------------------------------------
 
+    def control(self, request: Request) -> Response | None:
+        """``GET /_emulator/events``: the events Klaviyo recorded (metric, profile, unique_id, properties)."""
+        if request.method == "GET" and request.path == "/_emulator/events":
+            with self.lock:
+                return Response(200, {"events": list(self.events)})
+        return super().control(request)
+
     def integration_settings(self) -> dict[str, Any]:
         return {"baseUrl": self.url, "apiKey": self.api_key, "webhookSecret": self.webhook_secret}
 
