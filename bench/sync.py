@@ -48,11 +48,6 @@ EVENT_TYPES = ("invoice.paid", "charge.succeeded", "customer.subscription.update
 def serve(port: int, count: int) -> None:
     """The emulator subprocess: ``count`` events, one a second, the newest a second ago."""
     emulator = StripeEmulator(port=port)
-    # QuietHandler (interlink.testing._server) writes the headers and the body in two sends; with Nagle's
-    # algorithm on, the body then waits for the client's delayed ACK, about 40 ms a page, which would be
-    # measured instead of the sync. TCP_NODELAY here until QuietHandler sets disable_nagle_algorithm itself.
-    handler = emulator._server._server.RequestHandlerClass
-    setattr(handler, "disable_nagle_algorithm", True)  # noqa: B010
     emulator.add_events(count, EVENT_TYPES)
     emulator.serve_forever()
 

@@ -493,3 +493,22 @@ def test_the_emulator_answers_as_stripe_documents(fixed: StripeEmulator) -> None
     assert unknown.status_code == 404
     assert unknown.json()["error"]["type"] == "invalid_request_error"
     assert all(r.headers["request-id"].startswith("req_") for r in (answered, bad, unknown))
+
+
+def test_the_emulator_control_paths_list_customers_and_add_or_send_events(emulator: StripeEmulator) -> None:
+    httpx.post(
+        emulator.url + "/v1/customers",
+        data={"email": "ada@example.com"},
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
+    )
+    customers = httpx.get(emulator.url + "/_emulator/customers").json()["customers"]
+    assert [c["email"] for c in customers] == ["ada@example.com"]
+    with EchoSink() as sink:
+        body = {"type": "invoice.paid", "object": {"id": "in_1", "object": "invoice"}, "webhook_url": sink.url}
+        answer = httpx.post(emulator.url + "/_emulator/events", json=body).json()
+    assert answer["webhook_status"] == 200
+    assert emulator.get_event(answer["event"]["id"]) == answer["event"]
+    (seen,) = sink.received
+    assert json.loads(seen.body) == answer["event"]
+    assert seen.headers["stripe-signature"].startswith("t=")
+    assert httpx.post(emulator.url + "/_emulator/events", json={"nope": 1}).status_code == 400

@@ -181,6 +181,33 @@ class StripeEmulator(Emulator):
         }
         return httpx.post(url, content=body, headers=headers, timeout=timeout)
 
+    # -- control paths, for a person trying a flow with ``interlink emulate stripe`` ---------------
+
+    def control(self, request: Request) -> Response | None:
+        """``GET /_emulator/customers``: the Customers made through the API. ``POST /_emulator/events`` with
+        ``{"type", "object"}``: list a new Event (for a sync to pull); add ``"webhook_url"`` to also send it,
+        signed, to that URL (e.g. Interlink's ``/v1/hooks/{integrationId}``): the answer carries its status."""
+        if request.method == "GET" and request.path == "/_emulator/customers":
+            with self.lock:
+                return Response(200, {"customers": [_copy(c) for c in self.customers.values()]})
+        if request.method == "POST" and request.path == "/_emulator/events":
+            try:
+                wanted = request.json()
+            except ValueError:
+                wanted = None
+            if not isinstance(wanted, dict) or not isinstance(wanted.get("type"), str):
+                return Response(400, {"error": 'send {"type": "invoice.paid", "object": {...}, "webhook_url"?: ...}'})
+            obj = wanted.get("object")
+            event = self.add_event(wanted["type"], obj if isinstance(obj, dict) else {})
+            answer: dict[str, Any] = {"event": event}
+            if isinstance(wanted.get("webhook_url"), str):
+                try:
+                    answer["webhook_status"] = self.send_webhook(wanted["webhook_url"], event).status_code
+                except httpx.HTTPError as exc:
+                    answer["webhook_error"] = f"{type(exc).__name__}: {exc}"
+            return Response(200, answer)
+        return super().control(request)
+
     # -- what the conformance suite asks ----------------------------------------------------------
 
     def integration_settings(self) -> dict[str, Any]:
