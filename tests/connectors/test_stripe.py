@@ -6,6 +6,7 @@ the core run ``interlink.pipeline.sync.run_sync`` on a runtime, on SQLite and Po
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -15,8 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from litestar.testing import TestClient
 
 from interlink import integrations
+from interlink.config import Config
 from interlink.connector import ConnectorContext, PermanentError, TransientError, WebhookRequest
 from interlink.http import recording_client
 from interlink.pipeline.sync import run_sync
@@ -26,6 +29,7 @@ from interlink.syncs import get_sync, trigger_sync
 from interlink.testing import EchoSink
 from interlink.testing.emulators.stripe import StripeEmulator
 from tests.conftest import make_tenant
+from tests.pipeline_helpers import all_in, publish, wait_for
 from tests.sync_helpers import published_per_record
 
 NOW = 1_790_000_000
@@ -467,6 +471,71 @@ def test_thin_v2_notifications_are_refused(emulator: StripeEmulator, contexts: C
     body = json.dumps({"id": "evt_2", "object": "v2.core.event", "type": "v1.billing.meter.error_report_triggered"})
     error = refusal(contexts, webhook(emulator, body.encode(), emulator.sign(body.encode(), NOW)))
     assert "Thin event notifications" in error.message
+
+
+# -- through the API and the in-process worker ---------------------------------------------------------
+
+
+@pytest.fixture
+def live(config: Config) -> Iterator[Runtime]:
+    """A runtime whose in-process worker and reaper run (``api`` and ``tenant`` come from conftest)."""
+    runtime = Runtime.start(dataclasses.replace(config, redispatch_after=1.0, reaper_interval=0.2))
+    runtime.pipeline.start(threads=2)
+    yield runtime
+    runtime.close()
+
+
+def test_a_platform_customer_reaches_stripe_through_the_core_delivery(
+    api: TestClient, tenant: dict[str, str], live: Runtime, emulator: StripeEmulator
+) -> None:
+    body = {
+        "service": "stripe",
+        "settings": {"apiKey": emulator.api_key, "baseUrl": emulator.url},
+        "synchronizations": [{"eventType": "customer.created", "enabled": True}],
+    }
+    assert api.post("/v1/integrations", json=body, headers=tenant).status_code == 201
+    emulator.fail_next(1, 503, when=lambda r: r.method == "POST")
+    (delivery,) = publish(api, tenant, {"type": "customer.created", "data": {"id": "user-1", "email": "a@b.co"}})
+    wait_for(lambda: all_in(live, [delivery], {"succeeded"}), timeout=20)
+    assert [r.headers["idempotency-key"] for r in posts(emulator)] == [delivery, delivery]
+    (customer,) = emulator.customers.values()
+    assert (customer["email"], customer["metadata"]) == ("a@b.co", {"external_id": "user-1"})
+
+
+def test_a_signed_stripe_webhook_becomes_an_inbound_event_and_a_tampered_one_is_refused(
+    api: TestClient, tenant: dict[str, str], live: Runtime, emulator: StripeEmulator
+) -> None:
+    settings = {"apiKey": emulator.api_key, "baseUrl": emulator.url, "webhookSecret": emulator.webhook_secret}
+    created = api.post("/v1/integrations", json={"service": "stripe", "settings": settings}, headers=tenant)
+    integration_id = created.json()["integration"]["id"]
+    event = emulator.event("invoice.paid", {"id": "in_1", "object": "invoice", "amount_paid": 900, "currency": "usd"})
+    body = json.dumps(event).encode()
+    assert (
+        api.post(f"/v1/hooks/{integration_id}", content=body, headers=emulator.webhook_headers(body)).status_code == 200
+    )
+    assert (
+        api.post(f"/v1/hooks/{integration_id}", content=body, headers=emulator.webhook_headers(body)).status_code == 200
+    )
+
+    def inbound() -> list[dict[str, Any]]:
+        found = api.post("/v1/integrations/events/filter", json={"integrationId": integration_id}, headers=tenant)
+        return [e for e in found.json()["events"] if e["direction"] == "inbound"]
+
+    (recorded,) = wait_for(inbound, timeout=20)  # Stripe's retry of the same event is recorded once
+    assert recorded["event_type"] == "invoice.paid"
+    tampered = body.replace(b'"amount_paid": 900', b'"amount_paid": 1')
+    for _ in range(5):  # the core puts the integration in error after five refusals in a row
+        refused = api.post(f"/v1/hooks/{integration_id}", content=tampered, headers=emulator.webhook_headers(body))
+        assert refused.status_code == 401
+    shown = api.get(f"/v1/integrations/{integration_id}", headers=tenant).json()["integration"]
+    assert shown["status"] == "error"
+    assert "Webhook signature verification failed — check settings.webhookSecret" in shown["error_message"]
+    assert emulator.webhook_secret not in refused.text + json.dumps(shown)
+    assert (
+        api.post(f"/v1/hooks/{integration_id}", content=body, headers=emulator.webhook_headers(body)).status_code == 200
+    )
+    healed = api.get(f"/v1/integrations/{integration_id}", headers=tenant).json()["integration"]
+    assert (healed["status"], healed["error_message"]) == ("connected", None)
 
 
 # -- the emulator's own contract ----------------------------------------------------------------------
