@@ -492,6 +492,7 @@ def test_a_platform_customer_reaches_stripe_through_the_core_delivery(
         "service": "stripe",
         "settings": {"apiKey": emulator.api_key, "baseUrl": emulator.url},
         "synchronizations": [{"eventType": "customer.created", "enabled": True}],
+        "retrySchedule": [0, 0],
     }
     assert api.post("/v1/integrations", json=body, headers=tenant).status_code == 201
     emulator.fail_next(1, 503, when=lambda r: r.method == "POST")
