@@ -30,8 +30,9 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     wbufsize = -1
-    """Buffer each answer and send it in one write: headers and body sent apart meet Nagle's algorithm and
-    the client's delayed ACK, which costs about 40 ms a request."""
+    disable_nagle_algorithm = True
+    """Buffer each answer and send it at once (TCP_NODELAY): otherwise its last segment can wait for the
+    client's delayed ACK under Nagle's algorithm, about 40 ms a request."""
 
     def handle_any(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
