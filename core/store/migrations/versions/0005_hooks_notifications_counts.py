@@ -58,7 +58,7 @@ def upgrade() -> None:
     )
     # Existing events are counted once here, so the counters start true.
     hour = (
-        "date_trunc('hour', created_at)"
+        "date_trunc('hour', created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
         if op.get_context().dialect.name == "postgresql"
         else "strftime('%Y-%m-%d %H:00:00.000000', created_at)"
     )
