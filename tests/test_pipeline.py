@@ -143,6 +143,26 @@ def test_permanent_4xx_is_not_retried(api: Client, tenant: dict[str, str], live:
     assert len(sink.at("/bad")) == 1
 
 
+def test_refused_credentials_put_the_integration_in_error_until_a_delivery_succeeds(
+    api: Client, tenant: dict[str, str], live: Runtime, sink: Sink
+) -> None:
+    sink.script("/locked", Reply(401, body=b'{"error": "bad token"}'))
+    integration = create_custom(
+        api, tenant, sink.url("/locked"), settings={"authorizationHeader": "Bearer wrong-token-123"}
+    )
+    [refused] = publish(api, tenant, {"type": "order.created", "data": {}})
+    wait_for(lambda: all_in(live, [refused], {"failed"}))
+    shown = api.get(f"/v1/integrations/{integration['id']}", headers=tenant).json()["integration"]
+    assert shown["status"] == "error"
+    assert shown["error_message"] == (
+        "Deliveries are refused: authentication failed (HTTP 401) — check settings.authorizationHeader"
+    )
+    [delivered] = publish(api, tenant, {"type": "order.created", "data": {}})
+    wait_for(lambda: all_in(live, [delivered], {"succeeded"}))
+    healed = api.get(f"/v1/integrations/{integration['id']}", headers=tenant).json()["integration"]
+    assert (healed["status"], healed["error_message"]) == ("connected", None)
+
+
 def test_5xx_is_retried_until_the_schedule_ends_then_retry_links_a_new_event(
     api: Client, tenant: dict[str, str], live: Runtime, sink: Sink
 ) -> None:

@@ -28,7 +28,7 @@ from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
 from interlink.store.bulk import insert_rows
 from interlink.store.integrations import Integration
-from interlink.store.tables import communication_logs, events, published_events
+from interlink.store.tables import communication_logs, events, integrations, published_events
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -63,6 +63,10 @@ class _Outcome:
     error: str | None = None
     delay: float | None = None
     exchanges: list[RecordedExchange] = field(default_factory=list)
+    integration_id: str = ""
+    integration_in_error: bool = False
+    refused_setting: str | None = None
+    """The setting a permanent refusal named (bad credentials): the integration then shows ``error``."""
 
 
 def deliver_batch(runtime: Runtime, event_ids: list[str]) -> None:
@@ -232,10 +236,14 @@ def _settle(
 ) -> None:
     """Classify what the connector raised for one event: succeeded, queued for a retry, or failed."""
     retry_after: float | None = None
+    outcome.integration_id = integration.id
+    outcome.integration_in_error = integration.status == "error"
     if error is not None:
         failure = classify_failure(error)
         outcome.status = "queued" if failure.retryable else "failed"
         outcome.error, retry_after = failure.message, failure.delay
+        if failure.kind == "permanent" and failure.setting:
+            outcome.refused_setting = failure.setting
         if failure.kind == "not_implemented":
             outcome.error = f"the {integration.service} connector does not implement deliver yet"
     if outcome.error is not None:
@@ -311,7 +319,51 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
         if logs:
             insert_rows(conn, communication_logs, logs)
         failed = [o.event_id for o in outcomes if o.status == "failed"]
-        return notifications.deliveries_failed(runtime, conn, failed, now)
+        notices = notifications.deliveries_failed(runtime, conn, failed, now)
+        return notices + _settle_status(runtime, conn, outcomes)
+
+
+REFUSED = "Deliveries are refused: "
+"""How an integration's ``error_message`` starts when refused deliveries set it, so only they clear it."""
+
+
+def _settle_status(runtime: Runtime, conn: sa.Connection, outcomes: list[_Outcome]) -> list[str]:
+    """A delivery refused for its settings (bad credentials) puts the integration in ``error`` with a message
+    naming the setting; a later success clears that error (not one a sync set). Returns notification ids."""
+    refused: dict[str, _Outcome] = {}
+    delivered: set[str] = set()
+    for outcome in outcomes:  # in order: the last word per integration wins
+        if outcome.refused_setting and outcome.error:
+            refused[outcome.integration_id] = outcome
+            delivered.discard(outcome.integration_id)
+        elif outcome.status == "succeeded" and outcome.integration_in_error:  # no statement in the usual case
+            delivered.add(outcome.integration_id)
+            refused.pop(outcome.integration_id, None)
+    notices: list[str] = []
+    for integration_id, outcome in refused.items():
+        hint = f"settings.{outcome.refused_setting}"
+        message = f"{REFUSED}{outcome.error}" + ("" if hint in outcome.error else f" — update {hint}")
+        mine = integrations.c.id == integration_id
+        before = conn.execute(sa.select(integrations.c.status).where(mine)).scalar()
+        if before not in ("connected", "error"):
+            continue  # syncing: the sync's end settles the status
+        conn.execute(integrations.update().where(mine).values(status="error", error_message=message))
+        if before == "connected":
+            notices += notifications.status_changed(runtime, conn, integration_id, "connected", "error", message)
+    if delivered:
+        recovered = conn.execute(
+            integrations.update()
+            .where(
+                integrations.c.id.in_(delivered),
+                integrations.c.status == "error",
+                integrations.c.error_message.like(f"{REFUSED}%"),
+            )
+            .values(status="connected", error_message=None)
+            .returning(integrations.c.id)
+        ).scalars()
+        for integration_id in recovered:
+            notices += notifications.status_changed(runtime, conn, integration_id, "error", "connected")
+    return notices
 
 
 def _log_row(exchange: RecordedExchange) -> dict[str, Any]:

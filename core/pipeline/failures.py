@@ -26,6 +26,8 @@ class Failure:
     kind: Kind
     message: str
     delay: float | None = None
+    setting: str | None = None
+    """The settings key the connector blamed (a refused credential), when the user can fix it there."""
 
     @property
     def retryable(self) -> bool:
@@ -35,9 +37,9 @@ class Failure:
 def classify_failure(exc: Exception) -> Failure:
     """What a connector's exception means: typed errors as raised, transport errors transient."""
     if isinstance(exc, TransientError):
-        return Failure("transient", exc.message, exc.delay)
+        return Failure("transient", exc.message, exc.delay, exc.setting)
     if isinstance(exc, PermanentError):
-        return Failure("permanent", exc.message)
+        return Failure("permanent", exc.message, setting=exc.setting)
     if isinstance(exc, httpx.TransportError):
         return Failure("transient", transient_from_transport_error(exc).message)
     if isinstance(exc, NotImplementedError):
