@@ -27,7 +27,6 @@ from interlink.connector import ConnectorContext, PermanentError, TransientError
 from interlink.http import recording_client
 from interlink.plugins.adapty import PROBE_USER, AdaptyConnector
 from interlink.runtime import Runtime
-from interlink.testing import ConnectorSuite
 from interlink.testing._server import BackgroundServer, QuietHandler
 from interlink.testing.emulators.adapty import AdaptyEmulator
 from tests.pipeline_helpers import all_in, publish, wait_for
@@ -480,13 +479,3 @@ def test_the_core_delivers_a_published_purchase_once(
     detail = api.get(f"/v1/integrations/events/{delivery}", headers=tenant).json()["event"]
     assert detail["attempts"] == 2
     assert all(log["request"]["headers"]["authorization"] == "********" for log in detail["communication_logs"])
-
-
-# -- the conformance suite, against the emulator --
-
-
-class TestAdaptyConformance(ConnectorSuite):
-    """Every check of interlink.testing against AdaptyEmulator (sync checks skip: Adapty has no list API)."""
-
-    service = "adapty"
-    emulator_class = AdaptyEmulator

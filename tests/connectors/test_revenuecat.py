@@ -27,7 +27,6 @@ from interlink.http import recording_client
 from interlink.pipeline.sync import run_sync
 from interlink.plugins.revenuecat import RevenueCatConnector
 from interlink.runtime import Runtime
-from interlink.testing import ConnectorSuite
 from interlink.testing.emulators.revenuecat import RevenueCatEmulator
 from tests.sink import Sink, running_sink
 from tests.sync_helpers import Client, integration, published_per_record, run, trigger
@@ -555,13 +554,3 @@ def test_the_core_publishes_each_record_once_and_resumes_a_failed_run(
     assert set(published.values()) == {1}  # no gap, no duplicate
     resumed_from = [r.path for r in emulator.received if "/customers?" in r.path]
     assert any(f"starting_after={sorted(made)[8]}" in p for p in resumed_from)
-
-
-# -- the conformance suite, against the emulator --
-
-
-class TestRevenueCatConformance(ConnectorSuite):
-    """Every check of interlink.testing against RevenueCatEmulator (deliver checks skip: it only reads)."""
-
-    service = "revenuecat"
-    emulator_class = RevenueCatEmulator
