@@ -74,9 +74,8 @@ def _platform_customer(data: Any) -> tuple[dict[str, Any], str | None, str | Non
         raise PermanentError("a customer event needs a JSON object as data")
     if is_envelope(data):  # e.g. a RevenueCat event routed here: the subject says who
         subject = data.get("subject") or {}
-        fields = {**(data.get("data") or {}), **{k: subject.get(k) for k in ("email",) if subject.get(k)}}
-        fields["external_id"] = subject.get("external_id")
-        data = fields
+        who = {"email": subject.get("email"), "external_id": subject.get("external_id")}
+        data = {**(data.get("data") or {}), **{k: v for k, v in who.items() if v}}
     own_id = data.get("id")
     stripe_id = data.get("stripe_customer_id") or (own_id if str(own_id or "").startswith("cus_") else None)
     candidates = (data.get("external_id"), data.get("customer_id"), data.get("user_id"), own_id)

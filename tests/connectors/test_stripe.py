@@ -415,6 +415,15 @@ def test_deliver_sends_nothing_back_for_an_event_that_came_from_stripe(
         StripeConnector().deliver(contexts(), {**customer_event(), "type": "order.created"}, "evt_z")
 
 
+def test_deliver_takes_the_customer_from_another_sources_envelope(emulator: StripeEmulator, contexts: Contexts) -> None:
+    subject = {"id": "rc_1", "email": "grace@example.com", "external_id": "user-7"}
+    routed = {"id": "rc_evt_1", "type": "customer.created", "occurred_at": None, "source": "revenuecat"}
+    event = {**customer_event(), "data": {**routed, "subject": subject, "data": {"amount": 999}, "raw": {}}}
+    StripeConnector().deliver(contexts(), event, "evt_r")
+    (customer,) = emulator.customers.values()
+    assert (customer["email"], customer["metadata"]) == ("grace@example.com", {"external_id": "user-7"})
+
+
 # -- webhooks -----------------------------------------------------------------------------------------
 
 
