@@ -341,8 +341,8 @@ def _settle_status(runtime: Runtime, conn: sa.Connection, outcomes: list[_Outcom
             refused.pop(outcome.integration_id, None)
     notices: list[str] = []
     for integration_id, outcome in refused.items():
-        hint = f"settings.{outcome.refused_setting}"
-        message = f"{REFUSED}{outcome.error}" + ("" if hint in outcome.error else f" — update {hint}")
+        hint, error = f"settings.{outcome.refused_setting}", outcome.error or ""
+        message = f"{REFUSED}{error}" + ("" if hint in error else f" — update {hint}")
         mine = integrations.c.id == integration_id
         before = conn.execute(sa.select(integrations.c.status).where(mine)).scalar()
         if before not in ("connected", "error"):

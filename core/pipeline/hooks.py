@@ -250,7 +250,8 @@ def _store(
                 .returning(integrations.c.hook_failures)
             ).scalar()
             if failures is not None and failures >= FAILURES_BEFORE_ERROR:
-                fix = f" — check settings.{setting}" if setting else ""
+                named = setting is None or f"settings.{setting}" in (error or "")
+                fix = "" if named else f" — check settings.{setting}"
                 message = f"{failures}{_FROM_HOOKS}{error}{fix}"[:MAX_ERROR]
                 before = conn.execute(sa.select(integrations.c.status).where(mine)).scalar()
                 conn.execute(
