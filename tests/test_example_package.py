@@ -65,4 +65,8 @@ def test_interlink_conformance_passes_on_the_distribution() -> None:
     assert report["ok"] is True
     assert [r["check"] for r in report["results"]] == list(CHECKS)
     assert {r["service"] for r in report["results"]} == {"slack"}
-    assert report["summary"]["pass"] == len(CHECKS)
+    # Slack incoming webhooks only deliver: every other capability's checks do not apply.
+    applies = [
+        c for c in CHECKS if not c.startswith(("test_check_", "test_sync_", "test_webhook_", "test_secrets_never"))
+    ]
+    assert [r["check"] for r in report["results"] if r["result"] == "pass"] == applies
