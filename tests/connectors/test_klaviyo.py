@@ -19,14 +19,12 @@ import pytest
 from interlink import integrations
 from interlink.connector import ConnectorContext, PermanentError, TransientError, WebhookRequest
 from interlink.envelope import envelope
-from interlink.http import recording_client
-from interlink.pipeline.sync import run_sync
 from interlink.plugins.klaviyo import KlaviyoConnector
 from interlink.runtime import Runtime
-from interlink.syncs import get_sync, trigger_sync
 from interlink.testing import EchoSink, FaultProxy
 from interlink.testing.emulators.klaviyo import KlaviyoEmulator
-from tests.conftest import make_tenant
+from tests.connectors.helpers import consume as consume_sync
+from tests.connectors.helpers import integration_at, make_context, sync_now
 from tests.sync_helpers import published_per_record
 
 INVALID_KEY = "Invalid API key — update settings.apiKey"
@@ -46,19 +44,8 @@ def contexts(emulator: KlaviyoEmulator) -> Iterator[Contexts]:
     """Make connector contexts aimed at the emulator: ``contexts(state=..., **settings)``."""
     clients: list[httpx.Client] = []
 
-    def make(*, state: dict[str, Any] | None = None, **settings: Any) -> ConnectorContext:
-        values = {"apiKey": emulator.api_key, "baseUrl": emulator.url, "webhookSecret": emulator.webhook_secret}
-        values = {k: v for k, v in {**values, **settings}.items() if v is not None}
-        client = recording_client(secrets=[emulator.api_key, emulator.webhook_secret], timeout=httpx.Timeout(5.0))
-        clients.append(client)
-        return ConnectorContext(
-            integration_id="int_test",
-            settings=values,
-            http=client,
-            logger=logging.getLogger("interlink.connector.klaviyo"),
-            state=json.loads(json.dumps(state or {})),
-            now=lambda: NOW,
-        )
+    def make(**kwargs: Any) -> ConnectorContext:
+        return make_context(emulator, "klaviyo", clients, now=lambda: NOW, **kwargs)
 
     yield make
     for client in clients:
@@ -79,19 +66,8 @@ def event_queries(emulator: KlaviyoEmulator) -> list[dict[str, list[str]]]:
 
 
 def consume(ctx: ConnectorContext, stop_after: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run a sync: its records and its checkpoints' states (JSON round-tripped), stopping after ``stop_after``."""
-    records: list[dict[str, Any]] = []
-    states: list[dict[str, Any]] = []
-    items = KlaviyoConnector().sync(ctx)
-    for item in items:
-        if set(item) == {"checkpoint"}:
-            states.append(json.loads(json.dumps(item["checkpoint"])))
-            if len(states) == stop_after:
-                items.close()  # type: ignore[attr-defined]  # a worker killed after this checkpoint
-                break
-        else:
-            records.append(item)
-    return records, states
+    """Run a sync: its records and its checkpoints' states, stopping after ``stop_after`` checkpoints."""
+    return consume_sync(KlaviyoConnector(), ctx, stop_after)
 
 
 # -- check --------------------------------------------------------------------------------------------
@@ -520,18 +496,7 @@ def klaviyo_integration(
     runtime: Runtime, emulator: KlaviyoEmulator, tenant: str = "acme", **settings: Any
 ) -> tuple[str, str]:
     """A new tenant and its Klaviyo integration aimed at the emulator: their ids."""
-    tenant_id = make_tenant(runtime, tenant)["id"]
-    values = {"apiKey": emulator.api_key, "baseUrl": emulator.url, **settings}
-    new = integrations.NewIntegration(service="klaviyo", settings=values)
-    integration, _ = integrations.create_integration(runtime, tenant_id, new)
-    return tenant_id, integration.id
-
-
-def sync_now(runtime: Runtime, tenant_id: str, integration_id: str) -> dict[str, Any]:
-    """Trigger a sync and run it in this thread through the core's sync path; the finished run."""
-    run_id, _ = trigger_sync(runtime, tenant_id, integration_id)
-    run_sync(runtime, run_id)
-    return get_sync(runtime, tenant_id, integration_id, run_id)
+    return integration_at(runtime, emulator, "klaviyo", tenant, **settings)
 
 
 def test_core_sync_rides_out_a_429_and_publishes_every_event_once(runtime: Runtime, emulator: KlaviyoEmulator) -> None:

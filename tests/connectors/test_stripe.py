@@ -21,14 +21,12 @@ from litestar.testing import TestClient
 from interlink import integrations
 from interlink.config import Config
 from interlink.connector import ConnectorContext, PermanentError, TransientError, WebhookRequest
-from interlink.http import recording_client
-from interlink.pipeline.sync import run_sync
 from interlink.plugins.stripe import StripeConnector
 from interlink.runtime import Runtime
-from interlink.syncs import get_sync, trigger_sync
 from interlink.testing import EchoSink
 from interlink.testing.emulators.stripe import StripeEmulator
-from tests.conftest import make_tenant
+from tests.connectors.helpers import consume as consume_sync
+from tests.connectors.helpers import integration_at, make_context, sync_now
 from tests.pipeline_helpers import all_in, publish, wait_for
 from tests.sync_helpers import published_per_record
 
@@ -56,21 +54,8 @@ def contexts(emulator: StripeEmulator) -> Iterator[Contexts]:
     """Make connector contexts aimed at the emulator: ``contexts(state=..., now=..., **settings)``."""
     clients: list[httpx.Client] = []
 
-    def make(
-        *, state: dict[str, Any] | None = None, now: int = NOW, timeout: float = 5.0, **settings: Any
-    ) -> ConnectorContext:
-        values = {"apiKey": emulator.api_key, "baseUrl": emulator.url, "webhookSecret": emulator.webhook_secret}
-        values = {k: v for k, v in {**values, **settings}.items() if v is not None}
-        client = recording_client(secrets=[emulator.api_key, emulator.webhook_secret], timeout=httpx.Timeout(timeout))
-        clients.append(client)
-        return ConnectorContext(
-            integration_id="int_test",
-            settings=values,
-            http=client,
-            logger=logging.getLogger("interlink.connector.stripe"),
-            state=json.loads(json.dumps(state or {})),
-            now=lambda: datetime.fromtimestamp(now, UTC),
-        )
+    def make(*, now: int = NOW, **kwargs: Any) -> ConnectorContext:
+        return make_context(emulator, "stripe", clients, now=lambda: datetime.fromtimestamp(now, UTC), **kwargs)
 
     yield make
     for client in clients:
@@ -78,19 +63,8 @@ def contexts(emulator: StripeEmulator) -> Iterator[Contexts]:
 
 
 def consume(ctx: ConnectorContext, stop_after: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Run a sync: its records and its checkpoints' states (JSON round-tripped), stopping after ``stop_after``."""
-    records: list[dict[str, Any]] = []
-    states: list[dict[str, Any]] = []
-    items = StripeConnector().sync(ctx)
-    for item in items:
-        if set(item) == {"checkpoint"}:
-            states.append(json.loads(json.dumps(item["checkpoint"])))
-            if len(states) == stop_after:
-                items.close()  # type: ignore[attr-defined]  # a worker killed after this checkpoint
-                break
-        else:
-            records.append(item)
-    return records, states
+    """Run a sync: its records and its checkpoints' states, stopping after ``stop_after`` checkpoints."""
+    return consume_sync(StripeConnector(), ctx, stop_after)
 
 
 def event_requests(emulator: StripeEmulator) -> list[dict[str, list[str]]]:
@@ -251,18 +225,7 @@ def stripe_integration(
     runtime: Runtime, emulator: StripeEmulator, tenant: str = "acme", **settings: Any
 ) -> tuple[str, str]:
     """A new tenant and its Stripe integration aimed at the emulator: their ids."""
-    tenant_id = make_tenant(runtime, tenant)["id"]
-    values = {"apiKey": emulator.api_key, "baseUrl": emulator.url, **settings}
-    new = integrations.NewIntegration(service="stripe", settings=values)
-    integration, _ = integrations.create_integration(runtime, tenant_id, new)
-    return tenant_id, integration.id
-
-
-def sync_now(runtime: Runtime, tenant_id: str, integration_id: str) -> dict[str, Any]:
-    """Trigger a sync and run it in this thread through the core's sync path; the finished run."""
-    run_id, _ = trigger_sync(runtime, tenant_id, integration_id)
-    run_sync(runtime, run_id)
-    return get_sync(runtime, tenant_id, integration_id, run_id)
+    return integration_at(runtime, emulator, "stripe", tenant, **settings)
 
 
 def test_core_sync_rides_out_a_429_and_publishes_every_event_once(runtime: Runtime, emulator: StripeEmulator) -> None:
