@@ -281,6 +281,7 @@ IMPLEMENTED = {
     "klaviyo": {"check", "deliver", "sync", "handle_webhook"},
     "revenuecat": {"check", "sync", "handle_webhook"},
     "adapty": {"check", "deliver", "handle_webhook"},
+    "app_store_connect": {"check", "sync", "handle_webhook"},
     "appsflyer": {"check", "deliver", "sync", "handle_webhook"},
 }
 """Capabilities that are no longer stubs (each has its own tests)."""
