@@ -21,6 +21,7 @@ EMULATORS: dict[str, str] = {
     "revenuecat": "interlink.testing.emulators.revenuecat:RevenueCatEmulator",
     "adapty": "interlink.testing.emulators.adapty:AdaptyEmulator",
     "klaviyo": "interlink.testing.emulators.klaviyo:KlaviyoEmulator",
+    "warehouse": "interlink.testing.emulators.warehouse:WarehouseEmulator",
     "app_store_connect": "interlink.testing.emulators.app_store:AppStoreEmulator",
     "appsflyer": "interlink.testing.emulators.appsflyer:AppsFlyerEmulator",
 }
