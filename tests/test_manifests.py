@@ -283,6 +283,7 @@ IMPLEMENTED = {
     "adapty": {"check", "deliver", "handle_webhook"},
     "app_store_connect": {"check", "sync", "handle_webhook"},
     "appsflyer": {"check", "deliver", "sync", "handle_webhook"},
+    "adjust": {"check", "deliver", "sync"},
 }
 """Capabilities that are no longer stubs (each has its own tests)."""
 

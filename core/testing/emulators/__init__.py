@@ -24,6 +24,7 @@ EMULATORS: dict[str, str] = {
     "warehouse": "interlink.testing.emulators.warehouse:WarehouseEmulator",
     "app_store_connect": "interlink.testing.emulators.app_store:AppStoreEmulator",
     "appsflyer": "interlink.testing.emulators.appsflyer:AppsFlyerEmulator",
+    "adjust": "interlink.testing.emulators.adjust:AdjustEmulator",
 }
 """Service id to the emulator class, as ``module:class``."""
 
