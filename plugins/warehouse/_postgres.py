@@ -52,7 +52,17 @@ _UPSERT = (
 )
 _TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
 """SQLSTATE classes worth a retry: connection, rollback (deadlock, serialization), resources, shutdown, system."""
-_PERMANENT_CONNECT = ("could not translate host name", "invalid", "missing", "unknown", "does not exist")
+_PERMANENT_CONNECT = (
+    "failed to resolve host",
+    "could not translate host name",
+    "authentication failed",
+    "no password supplied",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "invalid",
+    "missing",
+)
+"""What libpq says (psycopg gives no SQLSTATE for a failed connect) when retrying cannot help."""
 
 
 def _psycopg() -> Any:
