@@ -284,6 +284,7 @@ IMPLEMENTED = {
     "app_store_connect": {"check", "sync", "handle_webhook"},
     "appsflyer": {"check", "deliver", "sync", "handle_webhook"},
     "adjust": {"check", "deliver", "sync"},
+    "warehouse": {"check", "deliver", "sync"},
 }
 """Capabilities that are no longer stubs (each has its own tests)."""
 
