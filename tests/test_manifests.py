@@ -282,6 +282,7 @@ IMPLEMENTED = {
     "revenuecat": {"check", "sync", "handle_webhook"},
     "adapty": {"check", "deliver", "handle_webhook"},
     "app_store_connect": {"check", "sync", "handle_webhook"},
+    "google_play": {"check", "sync", "handle_webhook"},
     "appsflyer": {"check", "deliver", "sync", "handle_webhook"},
     "adjust": {"check", "deliver", "sync"},
     "warehouse": {"check", "deliver", "sync"},

@@ -7,10 +7,11 @@ accepted event is never lost (if the process dies before sending, the reaper sen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from interlink.errors import InvalidInputError
 from interlink.ids import new_id
 from interlink.manifest import FieldError
+from interlink.pipeline.publish_pg import insert_published
 from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, integrations, published_events, synchronizations
@@ -35,6 +37,7 @@ __all__ = [
     "PublishRequest",
     "Published",
     "build_rows",
+    "commit_requests",
     "fanout_targets",
     "new_event_row",
     "parse_events",
@@ -47,6 +50,8 @@ __all__ = [
 MAX_BATCH = 1000
 COALESCE_BELOW = 100
 """Publishes of fewer events than this share transactions with concurrent ones."""
+ONE_STATEMENT_BELOW = 100
+"""On PostgreSQL, fewer published events than this go in with one ``INSERT`` (both tables); more, with ``COPY``."""
 MAX_TYPE_LENGTH = 200
 
 
@@ -147,22 +152,31 @@ class _Target:
     event_type: str
 
 
+_FANOUT = (
+    sa.select(integrations.c.id, integrations.c.service, synchronizations.c.event_type)
+    .join(synchronizations, synchronizations.c.integration_id == integrations.c.id)
+    .where(
+        integrations.c.tenant_id == sa.bindparam("tenant_id"),
+        integrations.c.kind == "integration",  # notification endpoints get only notify()'s events
+        integrations.c.enabled.is_(True),
+        synchronizations.c.enabled.is_(True),
+        synchronizations.c.event_type.in_(sa.bindparam("types", expanding=True)),
+    )
+    .order_by(integrations.c.id)
+)
+"""Built once: building the expression cost more than running it."""
+
+
 def fanout_targets(
     runtime: Runtime, conn: sa.Connection, tenant_id: str, types: set[str], exclude: str | None
 ) -> dict[str, list[str]]:
     """Integration ids, by event type, of the tenant's enabled integrations that deliver that type."""
-    rows = conn.execute(
-        sa.select(integrations.c.id, integrations.c.service, synchronizations.c.event_type)
-        .join(synchronizations, synchronizations.c.integration_id == integrations.c.id)
-        .where(
-            integrations.c.tenant_id == tenant_id,
-            integrations.c.kind == "integration",  # notification endpoints get only notify()'s events
-            integrations.c.enabled.is_(True),
-            synchronizations.c.enabled.is_(True),
-            synchronizations.c.event_type.in_(types),
-        )
-        .order_by(integrations.c.id)
-    )
+    rows = conn.execute(_FANOUT, {"tenant_id": tenant_id, "types": sorted(types)})
+    return _targets_by_type(runtime, rows, exclude)
+
+
+def _targets_by_type(runtime: Runtime, rows: Iterable[Sequence[Any]], exclude: str | None) -> dict[str, list[str]]:
+    """Keep the ``(integration_id, service, event_type)`` rows whose connector delivers that type."""
     by_type: dict[str, list[str]] = {}
     for integration_id, service, event_type in rows:
         registered = runtime.registry.get(service)
@@ -205,42 +219,74 @@ async def publish_async(runtime: Runtime, tenant_id: str, items: Sequence[EventI
 
 def write_requests(runtime: Runtime, requests: list[PublishRequest]) -> list[list[Published]]:
     """Store and fan out several publish requests in one transaction, then dispatch their deliveries."""
-    for attempt in range(3):
-        try:
-            results, new_ids = _write(runtime, requests)
-            break
-        except sa.exc.IntegrityError:
-            if attempt == 2:  # a concurrent publish of the same ids won every race
-                raise
+    results, new_ids = commit_requests(runtime, requests)
     runtime.pipeline.dispatch(new_ids)
     return results
 
 
-def _write(runtime: Runtime, requests: list[PublishRequest]) -> tuple[list[list[Published]], list[str]]:
+def commit_requests(
+    runtime: Runtime, requests: list[PublishRequest], conn: sa.Connection | None = None
+) -> tuple[list[list[Published]], list[str]]:
+    """Store and fan out ``requests`` in one transaction (on ``conn`` if given); the new ids to dispatch.
+
+    Retried when a concurrent publish stored one of the same external ids first (the unique index).
+    """
+    for attempt in range(3):
+        try:
+            return _write(runtime, requests, conn)
+        except sa.exc.IntegrityError:
+            if attempt == 2:  # a concurrent publish of the same ids won every race
+                raise
+    raise AssertionError("unreachable")
+
+
+def _write(
+    runtime: Runtime, requests: list[PublishRequest], conn: sa.Connection | None = None
+) -> tuple[list[list[Published]], list[str]]:
     now = datetime.now(UTC)
     payload_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
-    all_results: list[list[Published]] = []
-    with runtime.engine.begin() as conn:
-        known: dict[str, dict[str, str]] = {}
-        for tenant_id in {r.tenant_id for r in requests}:
-            ids = [e.id for r in requests if r.tenant_id == tenant_id for e in r.batch if e.id is not None]
-            known[tenant_id] = _existing(conn, tenant_id, ids)
-        targets_cache: dict[tuple[str, str | None], dict[str, list[str]]] = {}
-        for request in requests:
-            key = (request.tenant_id, request.source_integration_id)
-            if key not in targets_cache:
-                types = {e.type for r in requests if (r.tenant_id, r.source_integration_id) == key for e in r.batch}
-                targets_cache[key] = fanout_targets(
-                    runtime, conn, request.tenant_id, types, request.source_integration_id
-                )
-            all_results.append(
-                build_rows(request, known[request.tenant_id], targets_cache[key], now, payload_rows, event_rows)
-            )
-        insert_rows(conn, published_events, payload_rows)
-        insert_rows(conn, events, event_rows)
-        count_events(conn, event_rows)
-    return all_results, [row["id"] for row in event_rows]
+    ids_by_tenant: dict[str, list[str]] = {}
+    types_by_key: dict[tuple[str, str | None], set[str]] = {}
+    for request in requests:
+        ids = ids_by_tenant.setdefault(request.tenant_id, [])
+        ids.extend(e.id for e in request.batch if e.id is not None)
+        types_by_key.setdefault((request.tenant_id, request.source_integration_id), set()).update(
+            e.type for e in request.batch
+        )
+    with runtime.engine.begin() if conn is None else _begin(conn) as tx:
+        known = {t: _existing(tx, t, ids) for t, ids in ids_by_tenant.items()}
+        targets = {key: fanout_targets(runtime, tx, key[0], types, key[1]) for key, types in types_by_key.items()}
+        results = _build_all(requests, known, targets, now, payload_rows, event_rows)
+        if tx.dialect.name == "postgresql" and len(payload_rows) < ONE_STATEMENT_BELOW:
+            insert_published(tx, payload_rows, event_rows)
+        else:
+            insert_rows(tx, published_events, payload_rows)
+            insert_rows(tx, events, event_rows)
+        count_events(tx, event_rows)
+    return results, [row["id"] for row in event_rows]
+
+
+@contextlib.contextmanager
+def _begin(conn: sa.Connection) -> Iterator[sa.Connection]:
+    with conn.begin():
+        yield conn
+
+
+def _build_all(
+    requests: list[PublishRequest],
+    known: dict[str, dict[str, str]],
+    targets: dict[tuple[str, str | None], dict[str, list[str]]],
+    now: datetime,
+    payload_rows: list[dict[str, Any]],
+    event_rows: list[dict[str, Any]],
+) -> list[list[Published]]:
+    return [
+        build_rows(
+            r, known[r.tenant_id], targets[(r.tenant_id, r.source_integration_id)], now, payload_rows, event_rows
+        )
+        for r in requests
+    ]
 
 
 def build_rows(
@@ -283,7 +329,39 @@ def build_rows(
     return results
 
 
-Settle = Callable[[list[Published] | None, BaseException | None], None]
+@dataclass(frozen=True)
+class _Waiter:
+    """Where a request's outcome goes: a thread's future, or a future of an event loop."""
+
+    future: Future[list[Published]] | asyncio.Future[list[Published]]
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+Outcome = tuple[_Waiter, list[Published] | None, BaseException | None]
+
+
+def _resolve(outcomes: list[Outcome]) -> None:
+    for waiter, result, error in outcomes:
+        if waiter.future.done():  # an awaiting handler was cancelled (client gone)
+            continue
+        if error is not None:
+            waiter.future.set_exception(error)
+        else:
+            waiter.future.set_result(result or [])
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """Hand outcomes to their waiters: one wake-up per event loop, not one per request."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+    for outcome in outcomes:
+        loop = outcome[0].loop
+        if loop is None:
+            _resolve([outcome])
+        else:
+            by_loop.setdefault(loop, []).append(outcome)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, items)
 
 
 class Coalescer:
@@ -297,44 +375,26 @@ class Coalescer:
     def __init__(self, runtime: Runtime, max_events: int = 500) -> None:
         self._runtime = runtime
         self._max_events = max_events
-        self._queue: queue.SimpleQueue[tuple[PublishRequest, Settle] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[PublishRequest, _Waiter] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._conn: sa.Connection | None = None
 
     def submit(self, request: PublishRequest) -> list[Published]:
         """Wait (blocking this thread) until the request's events are committed."""
         future: Future[list[Published]] = Future()
-
-        def settle(result: list[Published] | None, error: BaseException | None) -> None:
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result or [])
-
-        self._put(request, settle)
+        self._put(request, _Waiter(future))
         return future.result()
 
     async def submit_async(self, request: PublishRequest) -> list[Published]:
         """Wait (without a thread) until the request's events are committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Published]] = loop.create_future()
-
-        def deliver(result: list[Published] | None, error: BaseException | None) -> None:
-            if future.done():
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result or [])
-
-        def settle(result: list[Published] | None, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(deliver, result, error)
-
-        self._put(request, settle)
+        self._put(request, _Waiter(future, loop))
         return await future
 
-    def _put(self, request: PublishRequest, settle: Settle) -> None:
-        self._queue.put((request, settle))
+    def _put(self, request: PublishRequest, waiter: _Waiter) -> None:
+        self._queue.put((request, waiter))
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -345,6 +405,7 @@ class Coalescer:
         while True:
             first = self._queue.get()
             if first is None:
+                self._drop_connection()
                 return
             pending = [first]
             size = len(first[0].batch)
@@ -360,20 +421,38 @@ class Coalescer:
                 size += len(item[0].batch)
             self._commit(pending)
 
-    def _commit(self, pending: list[tuple[PublishRequest, Settle]]) -> None:
+    def _commit(self, pending: list[tuple[PublishRequest, _Waiter]]) -> None:
+        """Commit the group, answer its callers, then dispatch (the reaper sends what a crash left behind)."""
         try:
-            results = write_requests(self._runtime, [request for request, _ in pending])
+            results, new_ids = commit_requests(self._runtime, [request for request, _ in pending], self._connection())
         except Exception:
-            for request, settle in pending:  # isolate the failing request; the others still succeed
+            self._drop_connection()  # it may be what failed; the next group starts on a fresh one
+            outcomes: list[Outcome] = []
+            new_ids = []
+            for request, waiter in pending:  # isolate the failing request; the others still succeed
                 try:
-                    result = write_requests(self._runtime, [request])[0]
+                    result, ids = commit_requests(self._runtime, [request])
                 except Exception as exc:
-                    settle(None, exc)
+                    outcomes.append((waiter, None, exc))
                 else:
-                    settle(result, None)
-            return
-        for (_, settle), result in zip(pending, results, strict=True):
-            settle(result, None)
+                    outcomes.append((waiter, result[0], None))
+                    new_ids += ids
+        else:
+            outcomes = [(waiter, result, None) for (_, waiter), result in zip(pending, results, strict=True)]
+        _settle(outcomes)
+        self._runtime.pipeline.dispatch(new_ids)
+
+    def _connection(self) -> sa.Connection:
+        """The writer's own connection, kept between groups: no pool check-out and no ping per group."""
+        if self._conn is None:
+            self._conn = self._runtime.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -413,15 +492,16 @@ def new_event_row(
     }
 
 
+_EXISTING = sa.select(published_events.c.external_id, published_events.c.id).where(
+    published_events.c.tenant_id == sa.bindparam("tenant_id"),
+    published_events.c.external_id.in_(sa.bindparam("ids", expanding=True)),
+)
+
+
 def _existing(conn: sa.Connection, tenant_id: str, external_ids: Iterable[str]) -> dict[str, str]:
     wanted = list(dict.fromkeys(external_ids))
     found: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = conn.execute(
-            sa.select(published_events.c.external_id, published_events.c.id).where(
-                published_events.c.tenant_id == tenant_id, published_events.c.external_id.in_(chunk)
-            )
-        )
+        rows = conn.execute(_EXISTING, {"tenant_id": tenant_id, "ids": wanted[start : start + 500]})
         found.update({external_id: pub_id for external_id, pub_id in rows})
     return found

@@ -23,6 +23,7 @@ EMULATORS: dict[str, str] = {
     "klaviyo": "interlink.testing.emulators.klaviyo:KlaviyoEmulator",
     "warehouse": "interlink.testing.emulators.warehouse:WarehouseEmulator",
     "app_store_connect": "interlink.testing.emulators.app_store:AppStoreEmulator",
+    "google_play": "interlink.testing.emulators.google_play:GooglePlayEmulator",
     "appsflyer": "interlink.testing.emulators.appsflyer:AppsFlyerEmulator",
     "adjust": "interlink.testing.emulators.adjust:AdjustEmulator",
 }
