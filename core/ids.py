@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 
-__all__ = ["new_id"]
+__all__ = ["new_id", "new_ids"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+"""The two characters of every 10-bit value."""
+_RANDOM_BYTES = 10  # 80 bits
 
 
 def _encode(value: int, length: int) -> str:
@@ -18,7 +21,38 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+def _random_parts(count: int) -> list[str]:
+    """``count`` strings of 80 random bits each, 16 characters, ten bits (two characters) at a time.
+
+    Why: ids are made two per synced record; encoding an 80-bit integer digit by digit in Python cost more
+    than the rest of building the record's rows.
+    """
+    pairs = _PAIRS
+    data = os.urandom(_RANDOM_BYTES * count)
+    parts = []
+    for start in range(0, len(data), _RANDOM_BYTES):
+        value = int.from_bytes(data[start : start + _RANDOM_BYTES], "big")
+        parts.append(
+            pairs[value >> 70]
+            + pairs[(value >> 60) & 1023]
+            + pairs[(value >> 50) & 1023]
+            + pairs[(value >> 40) & 1023]
+            + pairs[(value >> 30) & 1023]
+            + pairs[(value >> 20) & 1023]
+            + pairs[(value >> 10) & 1023]
+            + pairs[value & 1023]
+        )
+    return parts
+
+
 def new_id(prefix: str, *, now_ms: int | None = None) -> str:
     """A new id ``<prefix>_<26 chars>``: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return f"{prefix}_{_encode(ms, 10)}{_encode(secrets.randbits(80), 16)}"
+    return f"{prefix}_{_encode(ms, 10)}{_random_parts(1)[0]}"
+
+
+def new_ids(prefix: str, count: int, *, now_ms: int | None = None) -> list[str]:
+    """``count`` new ids as :func:`new_id` makes them, all in the same millisecond (cheaper in bulk)."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    head = f"{prefix}_{_encode(ms, 10)}"
+    return [head + tail for tail in _random_parts(count)] if count > 0 else []

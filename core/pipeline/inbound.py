@@ -1,21 +1,26 @@
 """Inbound events: what a source integration received becomes a published event that fans out.
 
-A record from a sync (and, later, a vendor's webhook) is stored once in the payload store with
+A record from a sync (and a vendor's webhook) is stored once in the payload store with
 ``source_integration_id`` set, gets one integration event per outbound integration that wants its type
 (exactly like a published event, so a Stripe charge can reach Klaviyo), and one ``inbound`` event on the
 source integration itself, already ``succeeded``, so it shows in that integration's event log and stats.
+
+A sync hands its records over already serialised (:class:`InboundRecord`): checking that a record is JSON
+and storing it is then one ``json.dumps``, not three.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import sqlalchemy as sa
 
-from interlink.ids import new_id
-from interlink.pipeline.publish import EventIn, PublishRequest, build_rows, fanout_targets
+from interlink.ids import new_ids
+from interlink.pipeline.publish import EventIn, fanout_targets, new_event_row
 from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, published_events
@@ -23,7 +28,30 @@ from interlink.store.tables import events, published_events
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["inbound_event_row", "write_inbound"]
+__all__ = ["InboundRecord", "dump_json", "inbound_event_row", "write_inbound", "write_records"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One received event, ready to store: its type, its data as JSON text, when it happened (if known)."""
+
+    type: str
+    data: str
+    occurred_at: datetime | None = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def dump_json(value: Any) -> str:
+    """The stored form of an event's data, compact JSON text; ``TypeError`` if ``value`` cannot be JSON.
+
+    msgspec, not ``json.dumps``: the same text for JSON values, in a sixth of the time (it was a tenth
+    of a sync's CPU). Where they differ: NaN and infinities become ``null`` (``json`` wrote ``NaN``,
+    which is not JSON), and the types msgspec knows (datetime, UUID, Decimal, set, dataclass...) are
+    written in their usual JSON form instead of refused.
+    """
+    return _encoder.encode(value).decode()
 
 
 def write_inbound(
@@ -34,24 +62,55 @@ def write_inbound(
     items: Sequence[EventIn],
     now: datetime,
 ) -> list[str]:
-    """Store ``items`` in the caller's transaction; returns the outbound event ids to dispatch after commit.
+    """Store ``items`` in the caller's transaction; returns the outbound event ids to dispatch after commit."""
+    records = [InboundRecord(item.type, dump_json(item.data), item.occurred_at) for item in items]
+    return write_records(runtime, conn, tenant_id, source_integration_id, records, now)
+
+
+def write_records(
+    runtime: Runtime,
+    conn: sa.Connection,
+    tenant_id: str,
+    source_integration_id: str,
+    records: Sequence[InboundRecord],
+    now: datetime,
+) -> list[str]:
+    """Store ``records`` in the caller's transaction; returns the outbound event ids to dispatch after commit.
 
     Nothing is sent here: the caller commits first (outbox), then dispatches the ids.
     """
-    if not items:
+    if not records:
         return []
-    request = PublishRequest(tenant_id, list(items), source_integration_id)
-    targets = fanout_targets(runtime, conn, tenant_id, {item.type for item in items}, source_integration_id)
+    targets = fanout_targets(runtime, conn, tenant_id, {r.type for r in records}, source_integration_id)
+    payload_ids = new_ids("pub", len(records))
+    inbound_ids = new_ids("evt", len(records))
     payload_rows: list[dict[str, Any]] = []
-    outbound_rows: list[dict[str, Any]] = []
-    published = build_rows(request, {}, targets, now, payload_rows, outbound_rows)
-    inbound_rows = [
-        inbound_event_row(new_id("evt"), tenant_id, source_integration_id, p.type, p.id, now) for p in published
-    ]
+    event_rows: list[dict[str, Any]] = []
+    outbound_ids: list[str] = []
+    for record, payload_id, inbound_id in zip(records, payload_ids, inbound_ids, strict=True):
+        payload_rows.append(
+            {
+                "id": payload_id,
+                "tenant_id": tenant_id,
+                "external_id": None,
+                "event_type": record.type,
+                "occurred_at": record.occurred_at or now,
+                "data": record.data,
+                "size_bytes": len(record.data.encode()),
+                "source_integration_id": source_integration_id,
+                "created_at": now,
+            }
+        )
+        event_rows.append(inbound_event_row(inbound_id, tenant_id, source_integration_id, record.type, payload_id, now))
+        wanted = targets.get(record.type)
+        if wanted:
+            for integration_id, event_id in zip(wanted, new_ids("evt", len(wanted)), strict=True):
+                outbound_ids.append(event_id)
+                event_rows.append(new_event_row(event_id, tenant_id, integration_id, record.type, payload_id, now))
     insert_rows(conn, published_events, payload_rows)
-    insert_rows(conn, events, inbound_rows + outbound_rows)
-    count_events(conn, inbound_rows + outbound_rows)
-    return [row["id"] for row in outbound_rows]
+    insert_rows(conn, events, event_rows)
+    count_events(conn, event_rows)
+    return outbound_ids
 
 
 def inbound_event_row(

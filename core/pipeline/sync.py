@@ -11,25 +11,30 @@ a crash are recognised by their vendor id and not published again: no gap, no du
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import queue
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import sqlalchemy as sa
 
 from interlink import notifications
 from interlink.manifest import Manifest
 from interlink.pipeline.context import ConnectorCall, connector_call
 from interlink.pipeline.failures import classify_failure
-from interlink.pipeline.inbound import write_inbound
-from interlink.pipeline.publish import MAX_TYPE_LENGTH, EventIn, parse_time
+from interlink.pipeline.inbound import InboundRecord, dump_json, write_records
+from interlink.pipeline.publish import MAX_TYPE_LENGTH, parse_time
 from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
+from interlink.store.bulk import insert_rows
 from interlink.store.tables import integrations, sync_records, sync_runs
 
 if TYPE_CHECKING:
@@ -62,6 +67,89 @@ class _LeaseLost(Exception):
 
 class _BadOutput(Exception):
     """The connector yielded something the contract does not allow; a bug to report, not to retry."""
+
+
+@dataclass
+class _Segment:
+    """What the connector yielded up to a checkpoint (its state in ``checkpoint``), or up to a full batch."""
+
+    records: list[Any]
+    checkpoint: Any | None
+
+
+class _Prefetch:
+    """The connector's generator, run in a thread of its own, at most two segments ahead of the store.
+
+    Why: the vendor's next page is fetched while the previous one is written (the HTTP wait and SQLite's
+    work release the GIL), instead of one after the other. The generator lives entirely in that thread:
+    it is started, advanced and closed there (a generator cannot be closed from another thread while it
+    runs), and :meth:`close` returns only once it is closed. Memory stays flat: the thread holds at most
+    ``batch`` records of its own plus two segments in the queue.
+    """
+
+    def __init__(self, items: Iterator[Any], batch: int) -> None:
+        self._items = items
+        self._batch = batch
+        self._queue: queue.Queue[_Segment | BaseException | None] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        run = contextvars.copy_context().run
+        self._thread = threading.Thread(target=run, args=(self._produce,), name="sync-reader", daemon=True)
+        self._thread.start()
+
+    def next(self) -> _Segment | None:
+        """The next segment; ``None`` once the generator is done; what it raised, raised here."""
+        value = self._queue.get()
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Stop reading (an HTTP request under way finishes first) and wait until the generator is closed."""
+        self._stop.set()
+        self._thread.join()
+
+    def _produce(self) -> None:
+        try:
+            pending: list[Any] = []
+            for item in self._items:
+                if isinstance(item, Mapping) and set(item) == {"checkpoint"}:
+                    if not self._put(_Segment(pending, item["checkpoint"])):
+                        return
+                    pending = []
+                    continue
+                if len(pending) >= self._batch:  # no checkpoint yet: the store writes these without one
+                    if not self._put(_Segment(pending, None)):
+                        return
+                    pending = []
+                pending.append(item)
+                if self._stop.is_set():
+                    return
+            if self._put(_Segment(pending, None)):
+                self._put(None)
+        except BaseException as exc:  # handed to the store's thread, which decides (retry, fail)
+            self._put(exc)
+        finally:
+            self._close_items()
+
+    def _close_items(self) -> None:
+        close = getattr(self._items, "close", None)
+        if not callable(close):
+            return
+        try:
+            close()
+        except Exception as exc:
+            if not self._put(exc):
+                log.warning("sync: the connector's generator failed to close: %s", type(exc).__name__)
+
+    def _put(self, value: _Segment | BaseException | None) -> bool:
+        """Queue ``value`` unless told to stop meanwhile; whether it was queued."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 def run_sync(runtime: Runtime, run_id: str) -> None:
@@ -148,39 +236,29 @@ def _stream(runtime: Runtime, run: _Run, call: ConnectorCall, manifest: Manifest
     """Consume the connector's records; True when a cancel was found at a checkpoint."""
     call.context.state = json.loads(json.dumps(state))  # the connector's own copy
     default_type = _default_type(manifest)
-    batch: dict[str, EventIn] = {}
-    read = 0
-    items: Iterator[dict[str, Any]] = call.connector.sync(call.context)
+    ahead = _Prefetch(call.connector.sync(call.context), BATCH_RECORDS)
     try:
-        for item in items:
-            if isinstance(item, Mapping) and set(item) == {"checkpoint"}:
-                checkpoint = item["checkpoint"]
-                if not isinstance(checkpoint, Mapping):
-                    raise _BadOutput("a checkpoint must be {'checkpoint': {...}} with a JSON object as the state")
-                if _commit(runtime, run, call, batch, read, _json_object(checkpoint)):
-                    return True
-                batch, read = {}, 0
-                continue
-            record_id, event = _record(item, default_type)
-            batch.setdefault(record_id, event)
-            read += 1
-            if len(batch) >= BATCH_RECORDS:  # keep memory flat; the state stays where it was
-                if _commit(runtime, run, call, batch, read, None):
-                    return True
-                batch, read = {}, 0
-        _commit(runtime, run, call, batch, read, None)
+        while (segment := ahead.next()) is not None:
+            batch: dict[str, InboundRecord] = {}
+            for item in segment.records:
+                record_id, record = _record(item, default_type)
+                batch.setdefault(record_id, record)
+            checkpoint = segment.checkpoint
+            if checkpoint is not None and not isinstance(checkpoint, Mapping):
+                raise _BadOutput("a checkpoint must be {'checkpoint': {...}} with a JSON object as the state")
+            state_written = _json_object(checkpoint) if checkpoint is not None else None
+            if _commit(runtime, run, call, batch, len(segment.records), state_written):
+                return True
         return False
     finally:
-        close = getattr(items, "close", None)
-        if callable(close):
-            close()
+        ahead.close()  # stops the reading thread and closes the connector's generator there
 
 
 def _commit(
     runtime: Runtime,
     run: _Run,
     call: ConnectorCall,
-    batch: dict[str, EventIn],
+    batch: dict[str, InboundRecord],
     read: int,
     state: dict[str, Any] | None,
 ) -> bool:
@@ -205,11 +283,9 @@ def _commit(
             raise _LeaseLost
         unseen = _unseen(conn, run.integration_id, list(batch))
         if unseen:
-            conn.execute(
-                sync_records.insert(), [{"integration_id": run.integration_id, "record_id": r} for r in unseen]
-            )
-            items = [batch[r] for r in unseen]
-            dispatch = write_inbound(runtime, conn, run.tenant_id, run.integration_id, items, now)
+            insert_rows(conn, sync_records, [{"integration_id": run.integration_id, "record_id": r} for r in unseen])
+            records = [batch[r] for r in unseen]
+            dispatch = write_records(runtime, conn, run.tenant_id, run.integration_id, records, now)
         if state is not None:
             conn.execute(integrations.update().where(integrations.c.id == run.integration_id).values(sync_state=state))
     call.client.clear()  # the exchanges are not kept for syncs; do not let them pile up
@@ -231,7 +307,7 @@ def _unseen(conn: sa.Connection, integration_id: str, record_ids: list[str]) -> 
     return [r for r in record_ids if r not in seen]
 
 
-def _record(item: Any, default_type: str) -> tuple[str, EventIn]:
+def _record(item: Any, default_type: str) -> tuple[str, InboundRecord]:
     """A yielded record as an event: the record is the data; ``type`` and ``occurred_at`` are optional."""
     if not isinstance(item, Mapping):
         raise _BadOutput(f"sync yielded {type(item).__name__}; yield record dicts and checkpoints")
@@ -245,9 +321,11 @@ def _record(item: Any, default_type: str) -> tuple[str, EventIn]:
     event_type = item.get("type")
     if not isinstance(event_type, str) or not 1 <= len(event_type) <= MAX_TYPE_LENGTH:
         event_type = default_type
-    return str(record_id), EventIn(
-        type=event_type, data=_json_object(item), occurred_at=parse_time(item.get("occurred_at"))
-    )
+    try:
+        data = dump_json(item)  # the check that it is JSON is the serialisation that is stored
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as exc:
+        raise _BadOutput(f"records and states must be JSON: {exc}") from None
+    return str(record_id), InboundRecord(event_type, data, parse_time(item.get("occurred_at")))
 
 
 def _json_object(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,27 +1,41 @@
-"""Bulk inserts: PostgreSQL's ``COPY`` where it is there, an ``executemany`` elsewhere.
+"""Bulk inserts: PostgreSQL's ``COPY`` where it is there, the driver's own ``executemany`` elsewhere.
 
 Why: a multi-row ``INSERT`` of fifty log rows makes psycopg re-parse a query with hundreds of
 placeholders on every batch, which cost the delivery worker more CPU than the deliveries themselves.
+On SQLite, SQLAlchemy's ``executemany`` runs a bind processor per value (every ``UTCDateTime`` of every
+row), which cost a sync more than the inserts themselves; here each distinct value is converted once,
+with SQLAlchemy's own processors, and the rows go to ``sqlite3``'s ``executemany`` as tuples.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 __all__ = ["insert_rows"]
 
+_Processor = Callable[[Any], Any]
+_Compiled = tuple[str, tuple[str, ...], list[_Processor | None]]
+_statements: dict[tuple[str, str, tuple[str, ...]], _Compiled | None] = {}
+
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows`` (dicts keyed by column name, every row the same keys) in the current transaction."""
     if not rows:
         return
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, rows)
+    elif conn.dialect.name == "sqlite" and _compiled(conn.dialect, table, tuple(rows[0])) is not None:
+        _executemany(conn, table, rows)
+    else:
         conn.execute(table.insert(), list(rows))
-        return
+
+
+def _copy(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     names = list(rows[0])
     columns = [table.c[name] for name in names]
     json_columns = {c.name for c in columns if isinstance(c.type, sa.JSON) or "JSON" in type(c.type).__name__}
@@ -35,3 +49,57 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
                 )
     except conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
         raise sa.exc.IntegrityError(statement, None, exc) from exc
+
+
+def _executemany(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    compiled = _compiled(conn.dialect, table, tuple(rows[0]))
+    assert compiled is not None
+    statement, names, processors = compiled
+    values_of = operator.itemgetter(*names)
+    # per column with a processor: its position, the processor, and the values it has converted so far
+    converting: list[tuple[int, _Processor, dict[Any, Any]]] = [
+        (i, process, {}) for i, process in enumerate(processors) if process is not None
+    ]
+    params = []
+    for row in rows:
+        values = list(values_of(row)) if len(names) > 1 else [row[names[0]]]
+        for i, process, seen in converting:
+            value = values[i]
+            if value is None:
+                continue
+            try:
+                bound = seen[value]
+            except KeyError:
+                bound = seen[value] = process(value)
+            except TypeError:  # unhashable (a JSON column's dict): convert every time
+                bound = process(value)
+            values[i] = bound
+        params.append(values)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    errors: type[Exception] = conn.dialect.loaded_dbapi.Error
+    try:
+        cursor.executemany(statement, params)
+    except errors as exc:  # the same exception (IntegrityError, ...) as SQLAlchemy's own executemany raises
+        raise sa.exc.DBAPIError.instance(statement, None, exc, errors, hide_parameters=True) from exc
+    finally:
+        cursor.close()
+
+
+def _compiled(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> _Compiled | None:
+    """The positional ``INSERT`` of these columns, its parameters' order and their bind processors, made once.
+
+    ``None`` when the statement needs more than the rows give (a column default computed in Python):
+    SQLAlchemy's own ``executemany`` does that.
+    """
+    key = (dialect.name, table.name, names)
+    if key not in _statements:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(names))
+        order = tuple(compiled.positiontup or ())
+        if sorted(order) != sorted(names):
+            _statements[key] = None
+        else:
+            processors: list[_Processor | None] = [
+                table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
+            ]
+            _statements[key] = (compiled.string, order, processors)
+    return _statements[key]
