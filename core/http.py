@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "RecordedExchange",
     "RecordingClient",
+    "mask_credential_fields",
     "parse_retry_after",
     "raise_for_status",
     "recording_client",
@@ -52,6 +53,30 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 
 _MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _SENSITIVE_PARTS = ("signature", "secret", "token", "api-key", "apikey", "api_key", "password")
+
+
+_CREDENTIAL_FIELDS = (
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "assertion",
+    "client_assertion",
+    "client_secret",
+    "private_key",
+    "password",
+)
+"""Body fields (JSON keys, form fields) whose values are credentials: OAuth token exchanges carry them."""
+_FIELDS = "|".join(_CREDENTIAL_FIELDS)
+_JSON_FIELD = re.compile(rf'("(?:{_FIELDS})"\s*:\s*)"(?:[^"\\]|\\.)*"?')
+_FORM_FIELD = re.compile(rf"((?:^|&)(?:{_FIELDS})=)[^&]*")
+
+
+def mask_credential_fields(text: str) -> str:
+    """``text`` (a JSON or form body, possibly cut short) with the values of credential fields masked."""
+    if not any(name in text for name in _CREDENTIAL_FIELDS):
+        return text
+    text = _JSON_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+    return _FORM_FIELD.sub(lambda m: m.group(1) + MASK, text)
 
 
 def sensitive_header(name: str) -> bool:
@@ -320,7 +345,7 @@ class RecordingClient(httpx.Client):
         )
 
     def _clip(self, content: bytes, *, complete: bool) -> str:
-        text = redact(content.decode("utf-8", errors="replace"), self._secrets)
+        text = redact(mask_credential_fields(content.decode("utf-8", errors="replace")), self._secrets)
         if not complete and self._longest > 1:  # the cut may split a secret: drop what could be its head
             text = text[: max(len(text) - self._longest + 1, 0)]
         return text[: self._body_limit]

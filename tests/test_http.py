@@ -177,6 +177,18 @@ def test_secret_values_are_masked_in_url_bodies_and_errors(vendor: Vendor, clien
     assert ex.response_body_size == len(response.content)
 
 
+def test_token_exchanges_keep_their_credentials_out_of_the_log(vendor: Vendor, client: RecordingClient) -> None:
+    """An OAuth grant (a signed assertion in a form body, tokens in the JSON answer) logs no usable credential."""
+    grant = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": "eyJhbGciOi.eyJpc3Mi.c2ln"}
+    client.post(f"{vendor.url}/echo", data=grant)
+    answer = {"access_token": "ya29.a0Af-token", "expires_in": 3599, "token_type": "Bearer", "refresh_token": "1//r"}
+    client.post(f"{vendor.url}/echo", json=answer)
+    asked, answered = client.exchanges
+    assert asked.request_body == f"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={MASK}"
+    assert json.loads(answered.response_body) == {**answer, "access_token": MASK, "refresh_token": MASK}
+    assert "eyJhbGciOi" not in json.dumps([asked.as_dict(), answered.as_dict()])
+
+
 def test_query_parameters_named_like_credentials_are_masked(vendor: Vendor, client: RecordingClient) -> None:
     client.get(f"{vendor.url}/echo", params={"api_token": "not-a-known-secret", "page": "3"})
     assert client.exchanges[0].url == f"{vendor.url}/echo?api_token={MASK}&page=3"

@@ -57,7 +57,7 @@ SECRETS = {
     "app_store_connect": {"privateKey"},
     "google_play": {"serviceAccountJson"},
     "klaviyo": {"apiKey", "webhookSecret"},
-    "warehouse": {"dsn", "serviceAccountJson", "privateKey"},
+    "warehouse": {"dsn", "serviceAccountJson"},
     "custom": {"authorizationHeader"},
 }
 
@@ -241,7 +241,7 @@ def test_settings_errors_point_at_the_field_and_never_quote_a_secret() -> None:
 
 def test_warehouse_kind_is_one_of_the_supported_warehouses() -> None:
     manifest = _manifest("warehouse")
-    assert _props("warehouse")["kind"]["enum"] == ["postgresql", "bigquery", "snowflake", "redshift"]
+    assert _props("warehouse")["kind"]["enum"] == ["postgresql", "bigquery"]
     [error] = manifest.validate_settings({"kind": "mysql", "dsn": "mysql://x"})
     assert (error.pointer, error.rule) == ("/settings/kind", "enum")
 
@@ -281,10 +281,10 @@ IMPLEMENTED = {
     "klaviyo": {"check", "deliver", "sync", "handle_webhook"},
     "revenuecat": {"check", "sync", "handle_webhook"},
     "adapty": {"check", "deliver", "handle_webhook"},
-    "app_store_connect": {"check", "sync", "handle_webhook"},
-    "google_play": {"check", "sync", "handle_webhook"},
     "appsflyer": {"check", "deliver", "sync", "handle_webhook"},
     "adjust": {"check", "deliver", "sync"},
+    "app_store_connect": {"check", "sync", "handle_webhook"},
+    "google_play": {"check", "sync", "handle_webhook"},
     "warehouse": {"check", "deliver", "sync"},
 }
 """Capabilities that are no longer stubs (each has its own tests)."""

@@ -25,3 +25,7 @@ class TestRevenueCatConnector(ConnectorSuite):
 
 class TestAdaptyConnector(ConnectorSuite):
     service = "adapty"
+
+
+class TestWarehouseConnector(ConnectorSuite):
+    service = "warehouse"
