@@ -37,8 +37,10 @@ from ._webhook import decode_notification, verify_notification
 
 __all__ = ["AppStoreConnectConnector", "register_connectors"]
 
-RETENTION = timedelta(days=180) - timedelta(hours=1)
-"""How far back the first window starts: Apple keeps 180 days of history (an hour of margin)."""
+RETENTION = timedelta(days=180)
+"""How long Apple keeps the history: a saved window older than this cannot be read any more."""
+FIRST_WINDOW = RETENTION - timedelta(hours=1)
+"""How far back the first window starts (an hour inside the retention, so a resumed run may still read it)."""
 OVERLAP = timedelta(minutes=10)
 
 
@@ -63,14 +65,13 @@ class AppStoreConnectConnector(Connector):
         """The notification history from ``ctx.state``; see the module's docstring."""
         api = AppStoreApi(ctx)
         now = int(ctx.now().timestamp() * 1000)
-        earliest = now - _ms(RETENTION)
         start, end = _int(ctx.state.get("startDate")), _int(ctx.state.get("endDate"))
         token = ctx.state.get("paginationToken")
         token = token if isinstance(token, str) and token and end is not None else None
-        if start is None or start < earliest:
+        if start is None or start < now - _ms(RETENTION):
             if start is not None:
-                ctx.logger.warning("the saved position is older than the 180 days Apple keeps; reading from there")
-            start, end, token = earliest, None, None
+                ctx.logger.warning("the saved position is older than the 180 days Apple keeps; reading from the oldest")
+            start, end, token = now - _ms(FIRST_WINDOW), None, None
         if token is None or end is None:
             end = now
         if start >= end:

@@ -32,7 +32,10 @@ from ._webhook import decode_push, verify_push
 __all__ = ["GooglePlayConnector", "register_connectors"]
 
 PAGE_SIZE = 100
-RETENTION = timedelta(days=30) - timedelta(hours=1)
+RETENTION = timedelta(days=30)
+"""How far back Google lists voids: a saved window older than this cannot be read any more."""
+FIRST_WINDOW = RETENTION - timedelta(hours=1)
+"""Where the first window starts (an hour inside the limit, so a resumed run may still read it)."""
 OVERLAP = timedelta(minutes=10)
 
 
@@ -61,12 +64,13 @@ class GooglePlayConnector(Connector):
         """Voided purchases from ``ctx.state``; see the module's docstring."""
         api = GooglePlayApi(ctx)
         now = int(ctx.now().timestamp() * 1000)
-        earliest = now - _ms(RETENTION)
         start, end = _int(ctx.state.get("startTime")), _int(ctx.state.get("endTime"))
         token = ctx.state.get("token")
         token = token if isinstance(token, str) and token and end is not None else None
-        if start is None or start < earliest:
-            start, end, token = earliest, None, None
+        if start is None or start < now - _ms(RETENTION):
+            if start is not None:
+                ctx.logger.warning("the saved position is older than the 30 days Google lists; reading from the oldest")
+            start, end, token = now - _ms(FIRST_WINDOW), None, None
         if token is None or end is None:
             end = now
         restarted = False
