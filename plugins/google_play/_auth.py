@@ -116,7 +116,8 @@ def access_token(ctx: ConnectorContext) -> str:
             body = response.json()
         except ValueError:
             body = {}
-        reason = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
+        found = [body.get(k) for k in ("error_description", "error")] if isinstance(body, dict) else []
+        reason = next((r for r in found if isinstance(r, str) and r), None)
         detail = f"HTTP {response.status_code}" + (f": {str(reason)[:200]}" if reason else "")
         raise PermanentError(
             f"Google refused the service account's token request ({detail}) — the key may be deleted or disabled: "
