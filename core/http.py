@@ -51,7 +51,7 @@ __all__ = [
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=30.0, pool=5.0)
 """Every outbound request gets these limits unless it sets its own: a hung vendor must not hang a worker."""
 
-_MASKED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+_MASKED_HEADERS = frozenset({"authorization", "authentication", "proxy-authorization", "cookie", "set-cookie"})
 _SENSITIVE_PARTS = ("signature", "secret", "token", "api-key", "apikey", "api_key", "password")
 
 

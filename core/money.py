@@ -1,6 +1,7 @@
 """Amounts between a vendor's decimal strings (``"9.99"``) and the envelope's integer minor units (``999``).
 
 The number of decimals follows ISO 4217: zero for JPY, KRW, ...; three for KWD, BHD, ...; two otherwise.
+Connectors use it to fill the inbound envelope's ``data.amount`` and to read it back.
 """
 
 from __future__ import annotations

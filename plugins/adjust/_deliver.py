@@ -32,8 +32,7 @@ from typing import Any
 
 from interlink.connector import PermanentError
 from interlink.envelope import is_envelope
-
-from ._money import to_major
+from interlink.money import to_major
 
 __all__ = ["DEVICE_FIELDS", "event_form", "event_tokens"]
 

@@ -29,9 +29,9 @@ from typing import Any
 from interlink.connector import ConnectorContext, PermanentError
 from interlink.envelope import envelope
 from interlink.http import raise_for_status
+from interlink.money import to_minor
 
 from ._api import app_token, base_urls, bearer
-from ._money import to_minor
 
 __all__ = ["DIMENSIONS", "METRICS", "probe", "report", "sync_days"]
 

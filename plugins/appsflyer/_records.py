@@ -28,8 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from interlink.envelope import envelope
-
-from ._money import to_minor
+from interlink.money import to_minor
 
 __all__ = ["SOURCE", "event_record", "normalize"]
 

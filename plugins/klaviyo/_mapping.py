@@ -13,11 +13,11 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, TypeGuard
 
 from interlink.connector import PermanentError
 from interlink.envelope import is_envelope
+from interlink.money import to_major
 
 __all__ = [
     "MAX_PROPERTIES",
@@ -41,11 +41,6 @@ _PROFILE_ATTRIBUTES = ("first_name", "last_name", "organization", "locale", "tit
 _LOCATION = ("address1", "address2", "city", "country", "region", "zip", "timezone", "ip", "latitude", "longitude")
 _KLAVIYO_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 """Klaviyo profile ids are ULIDs (``01GDDKASAP8TKDDA2GRZDSVP4H``): a platform's own ``id`` never looks like one."""
-# Currencies whose minor unit is not a hundredth (ISO 4217), for amounts given in minor units.
-_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF ISK JPY KMF KRW MGA PYG RWF UGX UYI VND VUV XAF XOF XPF".split()  # noqa: SIM905
-)
-_THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())  # noqa: SIM905
 
 
 @dataclass
@@ -256,8 +251,7 @@ def _value(data: Mapping[str, Any], *, amounts: bool) -> tuple[float, str | None
         return None
     amount = data.get("amount")
     if isinstance(amount, int) and not isinstance(amount, bool) and currency:
-        digits = 0 if currency in _ZERO_DECIMAL else 3 if currency in _THREE_DECIMAL else 2
-        return float(Decimal(amount).scaleb(-digits)), currency
+        return float(to_major(amount, currency)), currency
     if _number(amount):
         return float(amount), currency
     if _number(data.get("price_in_purchased_currency")) and currency:

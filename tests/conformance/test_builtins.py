@@ -29,3 +29,11 @@ class TestAdaptyConnector(ConnectorSuite):
 
 class TestWarehouseConnector(ConnectorSuite):
     service = "warehouse"
+
+
+class TestAppsFlyerConnector(ConnectorSuite):
+    service = "appsflyer"
+
+
+class TestAdjustConnector(ConnectorSuite):
+    service = "adjust"
