@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import Body, PathParameter
@@ -64,14 +64,17 @@ class PublishController(Controller):
     )
     async def publish_events(
         self,
-        runtime: NamedDependency[Runtime],
-        tenant: NamedDependency[Tenant],
+        request: Request[Any, Any, Any],
         data: Annotated[schemas.PublishRequest, Body(examples=[Example(value=PUBLISH_EXAMPLE)])],
     ) -> schemas.PublishResponse:
         """Accept one event or a batch; each fans out to every integration that delivers its type.
 
         Answered once the events and their deliveries are committed: an accepted event is never lost.
         """
+        # The runtime and the guard's tenant are read here rather than injected: two dependencies make
+        # Litestar resolve them in a task group, a cost as large as this handler's own on the hot route.
+        runtime: Runtime = request.app.state.runtime
+        tenant: Tenant = request.state.tenant
         results = await publish_async(runtime, tenant.id, parse_events(msgspec.to_builtins(data)))
         return schemas.PublishResponse(
             events=[
