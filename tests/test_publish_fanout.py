@@ -1,0 +1,113 @@
+"""Fan-out and the publish writer: what a publish sees of integration changes made just before it.
+
+The writer thread keeps one connection between groups and reads the fan-out targets in each
+transaction (no cache), so a change committed before a publish, by this process or another one on the
+same database, is honoured by that publish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from interlink.config import Config
+from interlink.integrations import IntegrationChanges, NewIntegration, create_integration, update_integration
+from interlink.pipeline import publish
+from interlink.pipeline.publish import EventIn
+from interlink.runtime import Runtime
+from interlink.store.integrations import Synchronization
+from interlink.store.tenants import create_tenant
+
+
+def _tenant(runtime: Runtime) -> str:
+    with runtime.engine.begin() as conn:
+        tenant, _token = create_tenant(conn, "acme")
+    return tenant.id
+
+
+def _custom(runtime: Runtime, tenant_id: str, *event_types: str) -> str:
+    integration, _secret = create_integration(
+        runtime,
+        tenant_id,
+        NewIntegration(
+            service="custom",
+            settings={"url": "http://127.0.0.1:9/hook"},
+            synchronizations=[Synchronization(t, True) for t in event_types],
+        ),
+    )
+    return integration.id
+
+
+def _targets(runtime: Runtime, tenant_id: str, event_type: str = "order.created") -> set[str]:
+    """The integrations one published event fanned out to."""
+    (published,) = publish(runtime, tenant_id, EventIn(event_type, {"n": 1}))
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT integration_id FROM events WHERE payload_ref = :p"), {"p": published.id}
+        ).all()
+    assert len(rows) == len(published.deliveries)
+    return {row[0] for row in rows}
+
+
+def test_integration_changes_right_before_a_publish_are_honoured(runtime: Runtime) -> None:
+    tenant_id = _tenant(runtime)
+    assert _targets(runtime, tenant_id) == set()
+    first = _custom(runtime, tenant_id, "order.created")
+    assert _targets(runtime, tenant_id) == {first}
+    update_integration(runtime, tenant_id, first, IntegrationChanges(enabled=False))
+    assert _targets(runtime, tenant_id) == set()
+    update_integration(runtime, tenant_id, first, IntegrationChanges(enabled=True))
+    second = _custom(runtime, tenant_id, "order.created", "order.paid")
+    assert _targets(runtime, tenant_id) == {first, second}
+    update_integration(
+        runtime, tenant_id, first, IntegrationChanges(synchronizations=[Synchronization("order.created", False)])
+    )
+    assert _targets(runtime, tenant_id) == {second}
+    assert _targets(runtime, tenant_id, "order.paid") == {second}
+
+
+@pytest.fixture
+def two_runtimes(config: Config, postgres_url: str) -> Iterator[tuple[Runtime, Runtime]]:
+    """Two API nodes (two runtimes, two connection pools, two writer threads) on one PostgreSQL database."""
+    on_pg = dataclasses.replace(config, database_url=postgres_url)
+    first = Runtime.start(on_pg)
+    second = Runtime.start(on_pg)
+    yield first, second
+    second.close()
+    first.close()
+
+
+@pytest.mark.postgres
+def test_a_change_made_on_another_node_is_honoured_by_the_next_publish(
+    two_runtimes: tuple[Runtime, Runtime],
+) -> None:
+    node_a, node_b = two_runtimes
+    tenant_id = _tenant(node_a)
+    integration = _custom(node_b, tenant_id, "order.created")
+    assert _targets(node_a, tenant_id) == {integration}  # node A's writer now holds its connection
+    update_integration(node_b, tenant_id, integration, IntegrationChanges(enabled=False))
+    assert _targets(node_a, tenant_id) == set()
+    update_integration(node_b, tenant_id, integration, IntegrationChanges(enabled=True))
+    other = _custom(node_b, tenant_id, "order.created")
+    assert _targets(node_a, tenant_id) == {integration, other}
+
+
+@pytest.mark.postgres
+def test_the_writer_recovers_when_its_connection_is_cut(runtime: Runtime, pg_admin: sa.Engine) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL backend to terminate")
+    tenant_id = _tenant(runtime)
+    integration = _custom(runtime, tenant_id, "order.created")
+    assert _targets(runtime, tenant_id) == {integration}
+    database = runtime.engine.url.database
+    with pg_admin.connect() as conn:
+        killed = conn.execute(
+            sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :d"),
+            {"d": database},
+        ).scalar_one()
+    assert killed >= 1
+    assert _targets(runtime, tenant_id) == {integration}  # the group fails once, is retried, succeeds
+    assert _targets(runtime, tenant_id) == {integration}  # and the writer works on a fresh connection
