@@ -1,9 +1,10 @@
 """``POST /v1/events`` throughput, single and batched, against a bare Litestar POST endpoint.
 
-Both servers run the same way (granian, one worker process); the same load generator (16 keep-alive
-connections, fixed duration) posts a ~1 KB event. Interlink runs as an API node (PostgreSQL + Redis
-broker, no worker draining), with one integration subscribed, so each event is stored, fanned out to one
-delivery and enqueued before the 202.
+Both servers run the same way (granian, one worker process), at the same time; the same load generator
+(16 keep-alive connections) posts a ~1 KB event to one then the other in five alternating slices.
+Interlink runs as an API node (PostgreSQL + Redis broker, no worker draining), with one integration
+subscribed, so each event is stored, fanned out to one delivery and committed before the 202 (and
+enqueued right after).
 
     .venv/bin/python -m bench.publish [SECONDS]
 """
@@ -36,6 +37,7 @@ EVENT = {
     },
 }
 BATCH = 100
+SLICES = 5
 
 
 def up(base: str) -> bool:
@@ -51,15 +53,16 @@ def main() -> None:
     batch = json.dumps({"events": [EVENT] * BATCH}).encode()
     json_headers = {"content-type": "application/json"}
 
-    port = free_port()
-    with granian_app("bench._bare_app:app", port):
-        wait_until(lambda: up(f"http://127.0.0.1:{port}"), timeout=20)
-        bare_rate, bare_errors = hammer(
-            f"http://127.0.0.1:{port}/v1/events", single, json_headers, seconds=seconds, connections=CONNECTIONS
-        )
-
     redis.Redis.from_url(REDIS_URL).flushdb()
-    with fresh_postgres() as database_url, tempfile.TemporaryDirectory() as data_dir, fast_sink() as sink_url:
+    bare_port = free_port()
+    with (
+        granian_app("bench._bare_app:app", bare_port),
+        fresh_postgres() as database_url,
+        tempfile.TemporaryDirectory() as data_dir,
+        fast_sink() as sink_url,
+    ):
+        bare_url = f"http://127.0.0.1:{bare_port}/v1/events"
+        wait_until(lambda: up(f"http://127.0.0.1:{bare_port}"), timeout=20)
         env = {
             "INTERLINK_DATA_DIR": data_dir,
             "INTERLINK_DATABASE_URL": database_url,
@@ -85,9 +88,20 @@ def main() -> None:
                 "synchronizations": [{"eventType": "order.created"}],
             }
             httpx.post(f"{base}/v1/integrations", headers=auth, json=integration).raise_for_status()
-            single_rate, single_errors = hammer(
-                f"{base}/v1/events", single, auth, seconds=seconds, connections=CONNECTIONS
-            )
+            # Both servers are up at once and measured in alternating slices, so that a change in the
+            # machine's load (other jobs on two cores) weighs on both figures alike.
+            bare_rates, single_rates, bare_errors, single_errors = [], [], 0, 0
+            for _ in range(SLICES):
+                rate, errors = hammer(bare_url, single, json_headers, seconds=seconds / SLICES, connections=CONNECTIONS)
+                bare_rates.append(rate)
+                bare_errors += errors
+                rate, errors = hammer(
+                    f"{base}/v1/events", single, auth, seconds=seconds / SLICES, connections=CONNECTIONS
+                )
+                single_rates.append(rate)
+                single_errors += errors
+            bare_rate = sum(bare_rates) / SLICES
+            single_rate = sum(single_rates) / SLICES
             batch_rate, batch_errors = hammer(
                 f"{base}/v1/events", batch, auth, seconds=seconds, connections=CONNECTIONS
             )
