@@ -310,10 +310,8 @@ class ConnectorSuite:
 
     def _needs(self, live: Emulator | None, hook: str, capability: str) -> Emulator:
         """The live emulator, when it implements ``hook``; else skip, saying how to enable the check."""
-        if live is not None:
-            implemented = getattr(type(live), hook) is not getattr(Emulator, hook)
-            if implemented:
-                return live
+        if live is not None and _has(live, hook):
+            return live
         pytest.skip(
             f"no vendor emulator with {hook}() for {self.registered().service}: set emulator_class on the suite "
             f"class to an Emulator subclass that implements it, to check {capability}"
@@ -787,7 +785,7 @@ class ConnectorSuite:
     @contextmanager
     def _receiving(self) -> Iterator[tuple[Harness, Emulator]]:
         with self._calling("handle_webhook") as (harness, _, live):
-            emulator = self._needs(live, "webhook_headers", "handle_webhook")
+            emulator = self._needs(live, "sample_webhook", "handle_webhook")
             if harness.registered.connector_class.verify_webhook is Connector.verify_webhook:
                 _fail(
                     f"{harness.registered.connector_class.__name__} declares handle_webhook but does not override "
@@ -810,8 +808,7 @@ class ConnectorSuite:
         """A genuine request is accepted by ``verify_webhook``, and ``handle_webhook`` parses it into envelopes,
         each with the vendor's id, the same ids every time (a vendor's retry is recorded once)."""
         with self._receiving() as (harness, emulator):
-            body = emulator.sample_webhook()
-            request = self._request(body, emulator.webhook_headers(body))
+            request = self._request(*emulator.webhook_request(emulator.sample_webhook()))
             outcome, _ = harness.verify(request)
             problems = []
             if outcome.status != "succeeded":
@@ -844,9 +841,8 @@ class ConnectorSuite:
         with self._receiving() as (harness, emulator):
             if not emulator.webhook_signed:
                 pytest.skip("the vendor does not sign the body (emulator webhook_signed = False)")
-            body = emulator.sample_webhook()
-            tampered = body.replace(b"}", b', "tampered": true}', 1) if b"}" in body else body + b" "
-            problem = self._refused(harness, self._request(tampered, emulator.webhook_headers(body)), "tampered body")
+            tampered = emulator.tampered_webhook(*emulator.webhook_request(emulator.sample_webhook()))
+            problem = self._refused(harness, self._request(*tampered), "tampered body")
             self._report(
                 [problem],
                 "a webhook whose body was changed is accepted.",
@@ -857,9 +853,8 @@ class ConnectorSuite:
     def test_webhook_wrong_secret_is_refused(self) -> None:
         """A request authenticated with another secret than the integration's is refused."""
         with self._receiving() as (harness, emulator):
-            body = emulator.sample_webhook()
-            wrong = emulator.webhook_headers(body, secret=_wrong(emulator.webhook_secret))
-            problem = self._refused(harness, self._request(body, wrong), "another secret")
+            wrong = emulator.webhook_request(emulator.sample_webhook(), secret=_wrong(emulator.webhook_secret))
+            problem = self._refused(harness, self._request(*wrong), "another secret")
             self._report(
                 [problem],
                 "a webhook signed with the wrong secret is accepted.",
@@ -869,10 +864,8 @@ class ConnectorSuite:
     def test_webhook_missing_signature_is_refused(self) -> None:
         """A request without the vendor's authentication headers is refused."""
         with self._receiving() as (harness, emulator):
-            body = emulator.sample_webhook()
-            genuine = {k.lower() for k in emulator.webhook_headers(body)}
-            bare = {k: v for k, v in {"content-type": "application/json"}.items() if k not in genuine}
-            problem = self._refused(harness, self._request(body, bare), "no signature or authorization header")
+            bare = emulator.unsigned_webhook(emulator.sample_webhook())
+            problem = self._refused(harness, self._request(*bare), "no signature or authorization header")
             self._report(
                 [problem],
                 "a webhook without authentication is accepted.",
@@ -886,10 +879,10 @@ class ConnectorSuite:
                 pytest.skip("the vendor's webhooks carry no signed timestamp (emulator webhook_timestamped = False)")
             body = emulator.sample_webhook()
             now = datetime.now(UTC)
-            stale = emulator.webhook_headers(body, sent_at=int(now.timestamp()) - 3600)
-            recent = emulator.webhook_headers(body, sent_at=int(now.timestamp()) - 60)
-            problems = [self._refused(harness, self._request(body, stale, now), "signed an hour before it arrived")]
-            outcome, _ = harness.verify(self._request(body, recent, now))
+            stale = emulator.webhook_request(body, sent_at=int(now.timestamp()) - 3600)
+            recent = emulator.webhook_request(body, sent_at=int(now.timestamp()) - 60)
+            problems = [self._refused(harness, self._request(*stale, now), "signed an hour before it arrived")]
+            outcome, _ = harness.verify(self._request(*recent, now))
             if outcome.status != "succeeded":
                 problems.append(f"signed a minute before it arrived: verify_webhook {outcome.describe()}")
             self._report(
@@ -921,10 +914,14 @@ class ConnectorSuite:
                     run = harness.sync({})
                     results += [("a sync record", json.dumps(r, default=str)) for r in run.records]
                     results += [("a sync state", json.dumps(c, default=str)) for _, c in run.checkpoints]
-            if "handle_webhook" in capabilities and live is not None and _has(live, "webhook_headers"):
+            if "handle_webhook" in capabilities and live is not None and _has(live, "sample_webhook"):
                 body = live.sample_webhook()
-                for headers in (live.webhook_headers(body), {}, live.webhook_headers(body, secret="x" * 20)):
-                    request = self._request(body, headers)
+                for sent in (
+                    live.webhook_request(body),
+                    live.unsigned_webhook(body),
+                    live.webhook_request(body, secret="x" * 20),
+                ):
+                    request = self._request(*sent)
                     harness.verify(request)
                     _, result = harness.handle(request)
                     if result is not None:

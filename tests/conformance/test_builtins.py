@@ -37,3 +37,11 @@ class TestAppsFlyerConnector(ConnectorSuite):
 
 class TestAdjustConnector(ConnectorSuite):
     service = "adjust"
+
+
+class TestAppStoreConnector(ConnectorSuite):
+    service = "app_store_connect"
+
+
+class TestGooglePlayConnector(ConnectorSuite):
+    service = "google_play"

@@ -51,6 +51,13 @@ _INTERMEDIATE_OID = x509.ObjectIdentifier("1.2.840.113635.100.6.2.1")
 _TYPES = (("SUBSCRIBED", "INITIAL_BUY"), ("DID_RENEW", None), ("DID_CHANGE_RENEWAL_STATUS", "AUTO_RENEW_DISABLED"))
 
 
+def _payload_of(body: bytes) -> dict[str, Any]:
+    """The decoded payload of the JWS in a ``{"signedPayload"}`` body."""
+    part = json.loads(body)["signedPayload"].split(".")[1]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -292,6 +299,48 @@ class AppStoreEmulator(Emulator):
 
     def sample_webhook(self) -> bytes:
         return json.dumps({"signedPayload": self.sign(self.notification())}).encode()
+
+    def webhook_request(
+        self, body: bytes, *, secret: str | None = None, sent_at: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """Apple signs inside the body: ``body``'s notification signed again, dated ``sent_at``; a ``secret``
+        other than :attr:`webhook_secret` stands for a forger, who signs with a chain of their own."""
+        payload = _payload_of(body)
+        if sent_at is not None:
+            payload["signedDate"] = sent_at * 1000
+        if secret is not None and secret != self.webhook_secret:
+            key, chain = self._forger()
+            signed = self.sign(payload, key=key, chain=chain)
+        else:
+            signed = self.sign(payload)
+        return json.dumps({"signedPayload": signed}).encode(), {"content-type": "application/json"}
+
+    def unsigned_webhook(self, body: bytes) -> tuple[bytes, dict[str, str]]:
+        """The notification as a JWS with its signature removed."""
+        head, payload, _ = json.loads(body)["signedPayload"].split(".")
+        return json.dumps({"signedPayload": f"{head}.{payload}."}).encode(), {"content-type": "application/json"}
+
+    def tampered_webhook(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        """The signed notification with its payload changed (another type) and Apple's signature kept."""
+        head, _, signature = json.loads(body)["signedPayload"].split(".")
+        changed = {**_payload_of(body), "notificationType": "REFUND"}
+        forged = f"{head}.{_b64url(json.dumps(changed).encode())}.{signature}"
+        return json.dumps({"signedPayload": forged}).encode(), headers
+
+    def _forger(self) -> tuple[ec.EllipticCurvePrivateKey, list[str]]:
+        """A signing key and a well-formed chain (with Apple's OIDs) under a root nobody trusts."""
+        root_key, intermediate_key, leaf_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+        root = _certificate("Emulated Root CA", root_key, None, ca=True, oid=None)
+        intermediate = _certificate(
+            "Emulated WWDR CA", intermediate_key, ("Emulated Root CA", root_key), ca=True, oid=_INTERMEDIATE_OID
+        )
+        leaf = _certificate(
+            "Emulated StoreKit Signing", leaf_key, ("Emulated WWDR CA", intermediate_key), ca=False, oid=_LEAF_OID
+        )
+        chain = [
+            base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode() for c in (leaf, intermediate, root)
+        ]
+        return leaf_key, chain
 
     def seed_records(self, count: int) -> None:
         """``count`` notifications sent over the last hour, one millisecond apart."""

@@ -180,6 +180,24 @@ class Emulator:
         """The body of a genuine webhook of this vendor, carrying one event."""
         raise NotImplementedError(f"{type(self).__name__} does not send webhooks")
 
+    def webhook_request(
+        self, body: bytes, *, secret: str | None = None, sent_at: int | None = None
+    ) -> tuple[bytes, dict[str, str]]:
+        """The request the vendor would send for ``body``: the bytes and headers, authenticated with ``secret``
+        at ``sent_at``. Vendors that sign inside the body (Apple's JWS) override this rather than
+        :meth:`webhook_headers`; the default is ``body`` with :meth:`webhook_headers`."""
+        return body, self.webhook_headers(body, secret=secret, sent_at=sent_at)
+
+    def unsigned_webhook(self, body: bytes) -> tuple[bytes, dict[str, str]]:
+        """The request without its authentication: the default drops every header :meth:`webhook_headers` adds."""
+        genuine = {k.lower() for k in self.webhook_headers(body)}
+        return body, {k: v for k, v in {"content-type": "application/json"}.items() if k not in genuine}
+
+    def tampered_webhook(self, body: bytes, headers: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        """A genuine request (``body`` and ``headers``) with its signed content changed in transit."""
+        changed = body.replace(b"}", b', "tampered": true}', 1) if b"}" in body else body + b" "
+        return changed, headers
+
     def seed_records(self, count: int) -> None:
         """Make exactly ``count`` more records available to the connector's ``sync`` (each one record it yields)."""
         raise NotImplementedError(f"{type(self).__name__} has no records to sync")
