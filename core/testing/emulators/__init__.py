@@ -16,16 +16,16 @@ if TYPE_CHECKING:
 __all__ = ["EMULATORS", "emulator_class"]
 
 EMULATORS: dict[str, str] = {
-    "custom": "interlink.testing.emulators.custom:CustomEmulator",
-    "stripe": "interlink.testing.emulators.stripe:StripeEmulator",
-    "revenuecat": "interlink.testing.emulators.revenuecat:RevenueCatEmulator",
     "adapty": "interlink.testing.emulators.adapty:AdaptyEmulator",
-    "klaviyo": "interlink.testing.emulators.klaviyo:KlaviyoEmulator",
-    "warehouse": "interlink.testing.emulators.warehouse:WarehouseEmulator",
-    "app_store_connect": "interlink.testing.emulators.app_store:AppStoreEmulator",
-    "google_play": "interlink.testing.emulators.google_play:GooglePlayEmulator",
-    "appsflyer": "interlink.testing.emulators.appsflyer:AppsFlyerEmulator",
     "adjust": "interlink.testing.emulators.adjust:AdjustEmulator",
+    "app_store_connect": "interlink.testing.emulators.app_store:AppStoreEmulator",
+    "appsflyer": "interlink.testing.emulators.appsflyer:AppsFlyerEmulator",
+    "custom": "interlink.testing.emulators.custom:CustomEmulator",
+    "google_play": "interlink.testing.emulators.google_play:GooglePlayEmulator",
+    "klaviyo": "interlink.testing.emulators.klaviyo:KlaviyoEmulator",
+    "revenuecat": "interlink.testing.emulators.revenuecat:RevenueCatEmulator",
+    "stripe": "interlink.testing.emulators.stripe:StripeEmulator",
+    "warehouse": "interlink.testing.emulators.warehouse:WarehouseEmulator",
 }
 """Service id to the emulator class, as ``module:class``."""
 
