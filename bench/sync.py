@@ -9,12 +9,15 @@ this script, so that its CPU and memory are not the measured process's. Then, on
 * **sync**: a real Stripe sync through the core's path, ``interlink.pipeline.sync.run_sync``, on a runtime
   with SQLite in a temporary directory: every event becomes an envelope, is recorded, published and
   checkpointed page by page;
-* **plain** again. The plain rate is the mean of the two plain runs (the machine is shared).
+* **plain** again, then the same sync on a fresh PostgreSQL database (``bench._common.fresh_postgres``;
+  skipped with ``--sqlite``), then **plain** a third time. The plain rate is the mean of the plain runs
+  (the machine is shared). For each sync, the CPU time of this process per record as well.
 
-Then the peak of Python memory (``tracemalloc``) during a sync of 10,000 and of N events, each against
-its own emulator: it must not grow with the count. Prints ``sync_vs_plain=R`` last (target R >= 0.8).
+Then the peak of Python memory (``tracemalloc``) during a SQLite sync of 10,000 and of N events, each
+against its own emulator: it must not grow with the count. Prints ``sync_vs_plain=R`` (SQLite) and
+``sync_vs_plain_postgresql=R`` last (target R >= 0.8).
 
-    .venv/bin/python -m bench.sync [N]
+    .venv/bin/python -m bench.sync [N] [--sqlite]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from bench._common import free_port, process, table, wait_until
+from bench._common import free_port, fresh_postgres, process, table, wait_until
 from interlink import integrations
 from interlink.config import Config
 from interlink.http import recording_client
@@ -103,9 +106,19 @@ def sqlite_runtime() -> Iterator[Runtime]:
             runtime.close()
 
 
-def core_sync(url: str, *, trace: bool = False) -> tuple[int, float, int]:
-    """One Stripe sync through ``run_sync`` on a fresh SQLite runtime: (records, seconds, peak bytes traced)."""
-    with sqlite_runtime() as runtime:
+@contextmanager
+def postgresql_runtime() -> Iterator[Runtime]:
+    with fresh_postgres() as database_url, tempfile.TemporaryDirectory() as data_dir:
+        runtime = Runtime.start(Config(Path(data_dir), database_url, (Fernet.generate_key().decode(),), None))
+        try:
+            yield runtime
+        finally:
+            runtime.close()
+
+
+def core_sync(url: str, *, backend: str = "sqlite", trace: bool = False) -> tuple[int, float, float, int]:
+    """One Stripe sync through ``run_sync`` on a fresh runtime: (records, seconds, CPU seconds, peak bytes traced)."""
+    with sqlite_runtime() if backend == "sqlite" else postgresql_runtime() as runtime:
         with runtime.engine.begin() as conn:
             tenant, _ = create_tenant(conn, "bench")
         settings = {"apiKey": StripeEmulator.default_api_key, "baseUrl": url}
@@ -114,9 +127,9 @@ def core_sync(url: str, *, trace: bool = False) -> tuple[int, float, int]:
         run_id, _ = trigger_sync(runtime, tenant.id, integration.id)
         if trace:
             tracemalloc.start()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         run_sync(runtime, run_id)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         peak = 0
         if trace:
             peak = tracemalloc.get_traced_memory()[1]
@@ -124,44 +137,56 @@ def core_sync(url: str, *, trace: bool = False) -> tuple[int, float, int]:
         done = get_sync(runtime, tenant.id, integration.id, run_id)
         if done["status"] != "succeeded":
             raise RuntimeError(f"the sync did not succeed: {done['status']} {done['error']}")
-        return int(done["records_read"]), elapsed, peak
+        return int(done["records_read"]), elapsed, cpu, peak
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
         serve(int(sys.argv[2]), int(sys.argv[3]))
         return
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 100_000
+    backends = ["sqlite"] if "--sqlite" in sys.argv else ["sqlite", "postgresql"]
+    plains: list[tuple[int, float]] = []
+    syncs: dict[str, tuple[int, float, float, int]] = {}
     with emulator(n) as url:
         plain(url)  # warm the emulator's pages and the connections once
-        first_count, first_time = plain(url)
-        synced, sync_time, _ = core_sync(url)
-        second_count, second_time = plain(url)
-    if not first_count == second_count == synced == n:
-        raise RuntimeError(f"expected {n} events everywhere, read {first_count}, {synced}, {second_count}")
-    plain_rate = n / ((first_time + second_time) / 2)
-    sync_rate = n / sync_time
+        plains.append(plain(url))
+        for backend in backends:
+            syncs[backend] = core_sync(url, backend=backend)
+            plains.append(plain(url))
+    counts = {count for count, _ in plains} | {read for read, *_ in syncs.values()}
+    if counts != {n}:
+        raise RuntimeError(f"expected {n} events everywhere, read {sorted(counts)}")
+    plain_rate = n / (sum(seconds for _, seconds in plains) / len(plains))
     peaks = {}
     for count in (SMALL, n):
         with emulator(count) as url:
-            read, _, peaks[count] = core_sync(url, trace=True)
+            read, _, _, peaks[count] = core_sync(url, trace=True)
         assert read == count
-    print(
-        table(
-            [
-                ("events", f"{n:,}"),
-                (
-                    "plain paging loop (mean of 2)",
-                    f"{plain_rate:,.0f} events/s ({first_time:.1f} s, {second_time:.1f} s)",
-                ),
-                ("core sync, SQLite (run_sync)", f"{sync_rate:,.0f} records/s ({sync_time:.1f} s)"),
-                (f"peak traced memory, sync of {SMALL:,}", f"{peaks[SMALL] / 2**20:.1f} MiB"),
-                (f"peak traced memory, sync of {n:,}", f"{peaks[n] / 2**20:.1f} MiB"),
-            ]
+    rows = [
+        ("events", f"{n:,}"),
+        (
+            f"plain paging loop (mean of {len(plains)})",
+            f"{plain_rate:,.0f} events/s ({', '.join(f'{seconds:.1f} s' for _, seconds in plains)})",
+        ),
+    ]
+    for backend, (_, seconds, cpu, _) in syncs.items():
+        rows.append(
+            (
+                f"core sync, {backend} (run_sync)",
+                f"{n / seconds:,.0f} records/s ({seconds:.1f} s; CPU {cpu / n * 1e6:.0f} µs a record)",
+            )
         )
-    )
+    rows += [
+        (f"peak traced memory, sync of {SMALL:,}", f"{peaks[SMALL] / 2**20:.1f} MiB"),
+        (f"peak traced memory, sync of {n:,}", f"{peaks[n] / 2**20:.1f} MiB"),
+    ]
+    print(table(rows))
     print(f"sync_peak_growth={peaks[n] / peaks[SMALL]:.2f}")
-    print(f"sync_vs_plain={sync_rate / plain_rate:.2f}")
+    for backend, (_, seconds, _, _) in syncs.items():
+        suffix = "" if backend == "sqlite" else f"_{backend}"
+        print(f"sync_vs_plain{suffix}={n / seconds / plain_rate:.2f}")
 
 
 if __name__ == "__main__":

@@ -281,9 +281,8 @@ def _commit(
         ).first()
         if row is None:
             raise _LeaseLost
-        unseen = _unseen(conn, run.integration_id, list(batch))
+        unseen = _mark_seen(conn, run.integration_id, list(batch))
         if unseen:
-            insert_rows(conn, sync_records, [{"integration_id": run.integration_id, "record_id": r} for r in unseen])
             records = [batch[r] for r in unseen]
             dispatch = write_records(runtime, conn, run.tenant_id, run.integration_id, records, now)
         if state is not None:
@@ -293,7 +292,23 @@ def _commit(
     return bool(row.cancel_requested)
 
 
-def _unseen(conn: sa.Connection, integration_id: str, record_ids: list[str]) -> list[str]:
+_MARK_SEEN_PG = sa.text(
+    "INSERT INTO sync_records (integration_id, record_id) SELECT :integration_id, unnest(CAST(:ids AS varchar[]))"
+    " ON CONFLICT DO NOTHING RETURNING record_id"
+)
+
+
+def _mark_seen(conn: sa.Connection, integration_id: str, record_ids: list[str]) -> list[str]:
+    """Insert the vendor ids not yet in ``sync_records``; those it inserted, in the given order.
+
+    On PostgreSQL one ``INSERT ... SELECT unnest(array) ON CONFLICT DO NOTHING RETURNING``, the same
+    statement whatever the count (prepared once), instead of a ``SELECT`` then a ``COPY``: a round trip
+    less a batch, and an id written meanwhile (a webhook) is skipped instead of failing the transaction.
+    On SQLite (no round trips) a ``SELECT`` of the seen ids, then a bulk insert of the others.
+    """
+    if conn.dialect.name == "postgresql":
+        inserted = set(conn.execute(_MARK_SEEN_PG, {"integration_id": integration_id, "ids": record_ids}).scalars())
+        return [r for r in record_ids if r in inserted]
     seen: set[str] = set()
     for start in range(0, len(record_ids), 500):
         chunk = record_ids[start : start + 500]
@@ -304,7 +319,9 @@ def _unseen(conn: sa.Connection, integration_id: str, record_ids: list[str]) -> 
                 )
             ).scalars()
         )
-    return [r for r in record_ids if r not in seen]
+    unseen = [r for r in record_ids if r not in seen]
+    insert_rows(conn, sync_records, [{"integration_id": integration_id, "record_id": r} for r in unseen])
+    return unseen
 
 
 def _record(item: Any, default_type: str) -> tuple[str, InboundRecord]:
