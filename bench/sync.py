@@ -17,7 +17,10 @@ Then the peak of Python memory (``tracemalloc``) during a SQLite sync of 10,000 
 against its own emulator: it must not grow with the count. Prints ``sync_vs_plain=R`` (SQLite) and
 ``sync_vs_plain_postgresql=R`` last (target R >= 0.8).
 
-    .venv/bin/python -m bench.sync [N] [--sqlite]
+``--latency-ms=L``: the emulator waits L ms before each answer of the measured passes, as a vendor
+across a network does (the memory runs are without it).
+
+    .venv/bin/python -m bench.sync [N] [--sqlite] [--latency-ms=L]
 """
 
 from __future__ import annotations
@@ -48,9 +51,15 @@ SMALL = 10_000
 EVENT_TYPES = ("invoice.paid", "charge.succeeded", "customer.subscription.updated", "payment_intent.succeeded")
 
 
-def serve(port: int, count: int) -> None:
-    """The emulator subprocess: ``count`` events, one a second, the newest a second ago."""
+def serve(port: int, count: int, latency: float = 0.0) -> None:
+    """The emulator subprocess: ``count`` events, one a second, the newest a second ago.
+
+    ``latency`` seconds before each answer, if given, like a vendor on another continent (Stripe answers
+    a page of 100 events in a few hundred milliseconds): for the first 20 passes over the events.
+    """
     emulator = StripeEmulator(port=port)
+    if latency > 0:
+        emulator.slow_next(20 * (count // 100 + 2), latency)
     # A page of 100 events is ~60 KB: even sent from one buffer, its last partial TCP segment waits for the
     # client's delayed ACK under Nagle's algorithm (~40 ms a page), which would be measured instead of the
     # sync. TCP_NODELAY here until QuietHandler (interlink.testing._server) sets disable_nagle_algorithm.
@@ -60,10 +69,10 @@ def serve(port: int, count: int) -> None:
 
 
 @contextmanager
-def emulator(count: int) -> Iterator[str]:
-    """A Stripe emulator with ``count`` events in a subprocess; its base URL."""
+def emulator(count: int, latency: float = 0.0) -> Iterator[str]:
+    """A Stripe emulator with ``count`` events in a subprocess, answering after ``latency`` s; its base URL."""
     port = free_port()
-    with process([sys.executable, "-m", "bench.sync", "--serve", str(port), str(count)]):
+    with process([sys.executable, "-m", "bench.sync", "--serve", str(port), str(count), str(latency)]):
         url = f"http://127.0.0.1:{port}"
         auth = {"Authorization": f"Bearer {StripeEmulator.default_api_key}"}
 
@@ -142,14 +151,15 @@ def core_sync(url: str, *, backend: str = "sqlite", trace: bool = False) -> tupl
 
 def main() -> None:
     if sys.argv[1:2] == ["--serve"]:
-        serve(int(sys.argv[2]), int(sys.argv[3]))
+        serve(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
         return
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     n = int(args[0]) if args else 100_000
     backends = ["sqlite"] if "--sqlite" in sys.argv else ["sqlite", "postgresql"]
+    latency = next((float(a.split("=", 1)[1]) / 1000 for a in sys.argv if a.startswith("--latency-ms=")), 0.0)
     plains: list[tuple[int, float]] = []
     syncs: dict[str, tuple[int, float, float, int]] = {}
-    with emulator(n) as url:
+    with emulator(n, latency) as url:
         plain(url)  # warm the emulator's pages and the connections once
         plains.append(plain(url))
         for backend in backends:
@@ -165,7 +175,7 @@ def main() -> None:
             read, _, _, peaks[count] = core_sync(url, trace=True)
         assert read == count
     rows = [
-        ("events", f"{n:,}"),
+        ("events", f"{n:,}" + (f" (the emulator answers after {latency * 1000:g} ms)" if latency else "")),
         (
             f"plain paging loop (mean of {len(plains)})",
             f"{plain_rate:,.0f} events/s ({', '.join(f'{seconds:.1f} s' for _, seconds in plains)})",
