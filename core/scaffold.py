@@ -163,94 +163,62 @@ EMULATOR = '''\
 """A local {{Title}} emulator for tests: the vendor's API as far as the connector uses it, offline.
 
 ``POST /v1/events`` with ``Authorization: Bearer <api_key>`` and a JSON object answers ``202``; a
-repeated ``Idempotency-Key`` answers ``200`` without recording the event twice; a missing or wrong key
-answers ``401``, a body that is not a JSON object ``400``, any other route ``404``. Make it answer
-as your vendor does, so the conformance suite tests the connector against realistic answers.
+repeated ``Idempotency-Key`` gets the first answer again without recording the event twice; a missing or
+wrong key answers ``401``, a body that is not a JSON object ``400``, any other route ``404``. Make it
+answer as your vendor does, so the conformance suite tests the connector against realistic answers.
+The base class (``interlink.testing.emulators.base.Emulator``) runs the server, keeps what it received
+and has switches for your own tests: ``fail_next``, ``slow_next``, ``drop_next``, ``limit_rate``.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
+
+from interlink.testing.emulators.base import Emulator, Request, Response
 
 __all__ = ["{{Class}}Emulator"]
 
 
-class {{Class}}Emulator:
+class {{Class}}Emulator(Emulator):
     """{{Title}}'s API on ``127.0.0.1`` (a free port), in a background thread; a context manager.
 
     :attr:`url` is its base URL; :attr:`events` holds every event accepted, once per idempotency key.
     """
 
-    def __init__(self, api_key: str) -> None:
-        self.api_key = api_key
+    service: ClassVar[str] = "{{service}}"
+    default_api_key: ClassVar[str] = "test-key-{{service}}-0123456789"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.events: list[dict[str, Any]] = []
-        self._keys: set[str] = set()
-        self._lock = threading.Lock()
-        emulator = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def authenticate(self, request: Request) -> Response | None:
+        given = request.headers.get("authorization", "")
+        if hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
+            return None
+        return Response(401, {"error": "invalid API key"})
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                self._send(*emulator.answer(self.path, dict(self.headers.items()), body))
-
-            def do_GET(self) -> None:
-                self._send(404, {"error": "not found"})
-
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                content = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The base URL to put in the ``baseUrl`` setting."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
-        """The status and JSON body the vendor gives to ``POST path``."""
-        if path.split("?", 1)[0] != "/v1/events":
-            return 404, {"error": "not found"}
-        given = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
-            return 401, {"error": "invalid API key"}
+    def route(self, request: Request) -> Response:
+        if (request.method, request.path) != ("POST", "/v1/events"):
+            return Response(404, {"error": "not found"})
         try:
-            event = json.loads(body)
+            event = request.json()
         except ValueError:
-            return 400, {"error": "the body is not JSON"}
+            return Response(400, {"error": "the body is not JSON"})
         if not isinstance(event, dict):
-            return 400, {"error": "the body is not a JSON object"}
-        key = {k.lower(): v for k, v in headers.items()}.get("idempotency-key", "")
-        with self._lock:
-            if key and key in self._keys:
-                return 200, {"accepted": True, "duplicate": True}
-            if key:
-                self._keys.add(key)
+            return Response(400, {"error": "the body is not a JSON object"})
+        key = request.headers.get("idempotency-key")
+        return self.replay(key, repr(event), lambda: self._accept(event))
+
+    def _accept(self, event: dict[str, Any]) -> Response:
+        with self.lock:
             self.events.append(event)
-        return 202, {"accepted": True}
+        return Response(202, {"accepted": True})
 
-    def __enter__(self) -> {{Class}}Emulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def integration_settings(self) -> dict[str, Any]:
+        """The settings of an integration aimed at this emulator (the conformance suite uses them)."""
+        return {"baseUrl": self.url, "apiKey": self.api_key}
 '''
 
 TEST = '''\
@@ -261,25 +229,14 @@ Each check of the suite is its own test; a failure says what is wrong and how to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from interlink.testing import ConnectorSuite
 
 from interlink_{{service}}.emulator import {{Class}}Emulator
 
-API_KEY = "test-key-{{service}}-0123456789"
-
 
 class Test{{Class}}Conformance(ConnectorSuite):
     service = "{{service}}"
-    settings = {"apiKey": API_KEY}
-    url_setting = "baseUrl"  # the suite points it at its fault proxy, which forwards to the emulator
-
-    @contextmanager
-    def emulator(self) -> Iterator[str]:
-        with {{Class}}Emulator(api_key=API_KEY) as vendor:
-            yield vendor.url
+    emulator_class = {{Class}}Emulator  # every check runs against it, through the suite's fault proxy
 '''
 
 README = """\
