@@ -95,10 +95,18 @@ def test_a_change_made_on_another_node_is_honoured_by_the_next_publish(
     assert _targets(node_a, tenant_id) == {integration, other}
 
 
+@pytest.fixture
+def pg_runtime(config: Config, postgres_url: str) -> Iterator[Runtime]:
+    """A runtime on a fresh PostgreSQL database, whatever the ``database_url`` parameter says."""
+    runtime = Runtime.start(dataclasses.replace(config, database_url=postgres_url))
+    yield runtime
+    runtime.close()
+
+
 @pytest.mark.postgres
-def test_the_writer_recovers_when_its_connection_is_cut(runtime: Runtime, pg_admin: sa.Engine) -> None:
-    if runtime.engine.dialect.name != "postgresql":
-        pytest.skip("a PostgreSQL backend to terminate")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_writer_recovers_when_its_connection_is_cut(pg_runtime: Runtime, pg_admin: sa.Engine) -> None:
+    runtime = pg_runtime
     tenant_id = _tenant(runtime)
     integration = _custom(runtime, tenant_id, "order.created")
     assert _targets(runtime, tenant_id) == {integration}
