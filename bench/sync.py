@@ -60,10 +60,6 @@ def serve(port: int, count: int, latency: float = 0.0) -> None:
     emulator = StripeEmulator(port=port)
     if latency > 0:
         emulator.slow_next(20 * (count // 100 + 2), latency)
-    # A page of 100 events is ~60 KB: even sent from one buffer, its last partial TCP segment waits for the
-    # client's delayed ACK under Nagle's algorithm (~40 ms a page), which would be measured instead of the
-    # sync. TCP_NODELAY here until QuietHandler (interlink.testing._server) sets disable_nagle_algorithm.
-    setattr(emulator._server._server.RequestHandlerClass, "disable_nagle_algorithm", True)  # noqa: B010
     emulator.add_events(count, EVENT_TYPES)
     emulator.serve_forever()
 
