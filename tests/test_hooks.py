@@ -35,7 +35,8 @@ from interlink.connector import (
     WebhookResult,
 )
 from interlink.envelope import envelope
-from interlink.pipeline.hooks import FAILURES_BEFORE_ERROR, MAX_ATTEMPTS, process_request, reap_hooks
+from interlink.pipeline.hook_worker import process_request, reap_hooks
+from interlink.pipeline.hooks import FAILURES_BEFORE_ERROR, MAX_ATTEMPTS
 from interlink.registry import ConnectorRegistry, Register, load_registry
 from interlink.runtime import Runtime
 from interlink.store.tables import integrations, webhook_requests

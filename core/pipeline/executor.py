@@ -15,7 +15,7 @@ import dramatiq
 
 from interlink.broker import make_broker
 from interlink.pipeline.deliver import deliver_batch
-from interlink.pipeline.hooks import process_request
+from interlink.pipeline.hook_worker import process_request
 from interlink.pipeline.publish import Coalescer
 from interlink.pipeline.reaper import Reaper
 from interlink.pipeline.scheduler import Scheduler

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from interlink.pipeline.hooks import reap_hooks
+from interlink.pipeline.hook_worker import reap_hooks
 from interlink.pipeline.sync import settle_status
 from interlink.store.tables import events, sync_runs
 
