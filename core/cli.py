@@ -313,6 +313,7 @@ def emulate(service: str, host: str, port: int, api_key: str | None, webhook_sec
     click.echo(f"  baseUrl:        {emulator.url}")
     click.echo(f"  API key:        {emulator.api_key}")
     click.echo(f"  webhook secret: {emulator.webhook_secret}")
+    click.echo(f"  settings:       {json.dumps(emulator.integration_settings())}")
     click.echo("Ctrl-C stops it.", nl=True)
     with contextlib.suppress(KeyboardInterrupt):
         emulator.serve_forever()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -13,6 +14,7 @@ from interlink.config import Config
 from interlink.runtime import Runtime
 from interlink.store import create_engine, is_up_to_date
 from interlink.store.tenants import tenant_by_token
+from interlink.testing.emulators import EMULATORS, emulator_class
 
 
 @pytest.fixture
@@ -61,3 +63,19 @@ def test_connectors_list_json() -> None:
     assert services["klaviyo"]["distribution"] == "interlink"
     assert "deliver" in services["klaviyo"]["capabilities"]
     assert body["broken"] == []
+
+
+@pytest.mark.parametrize("service", sorted(EMULATORS))
+def test_every_emulator_starts_as_interlink_emulate_starts_it(service: str) -> None:
+    """``interlink emulate SERVICE`` builds the emulator with these arguments; it must answer at its URL."""
+    emulator = emulator_class(service)(api_key="emulate-key-0123456789", webhook_secret=None, host="127.0.0.1", port=0)
+    with emulator:
+        assert emulator.api_key == "emulate-key-0123456789"
+        assert emulator.webhook_secret
+        assert httpx.get(f"{emulator.url}/_emulator/requests", timeout=5).status_code == 200
+
+
+def test_emulate_names_the_emulators_for_an_unknown_service() -> None:
+    result = CliRunner().invoke(main, ["emulate", "nope"])
+    assert result.exit_code == 2
+    assert "no emulator for 'nope' (there are: adapty, adjust," in result.output

@@ -50,12 +50,13 @@ class AdjustEmulator(Emulator):
         self,
         *,
         api_key: str | None = None,
+        webhook_secret: str | None = None,
         s2s_token: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
         app_token: str = "abcdef123456",  # noqa: S107
     ) -> None:
-        super().__init__(api_key=api_key, host=host, port=port)
+        super().__init__(api_key=api_key, webhook_secret=webhook_secret, host=host, port=port)
         self.s2s_token: str | None = s2s_token or self.default_s2s_token
         """The S2S Security token; ``None`` turns S2S Security off (no Authorization needed)."""
         self.app_token = app_token
