@@ -300,13 +300,13 @@ def conformance(targets: tuple[str, ...], url_setting: str | None, checks: tuple
 @click.option("--webhook-secret", default=None, help="The secret it signs webhooks with [default: a test secret].")
 def emulate(service: str, host: str, port: int, api_key: str | None, webhook_secret: str | None) -> None:
     """Run a local emulator of SERVICE's API (in the foreground) to try a flow with no vendor account."""
-    from interlink.testing.emulators import EMULATORS, emulator_class
+    from interlink.testing.emulators import emulator_class, emulator_services
 
     try:
         cls = emulator_class(service)
     except KeyError:
         raise click.BadParameter(
-            f"no emulator for '{service}' (there are: {', '.join(sorted(EMULATORS))})", param_hint="SERVICE"
+            f"no emulator for '{service}' (there are: {', '.join(emulator_services())})", param_hint="SERVICE"
         ) from None
     emulator = cls(api_key=api_key, webhook_secret=webhook_secret, host=host, port=port)
     click.echo(f"{service} emulator on {emulator.url}")

@@ -44,6 +44,10 @@ test = ["interlink[testing]"]
 [project.entry-points.interlink]
 {{service}} = "interlink_{{service}}"
 
+# `interlink emulate {{service}}` and `interlink conformance {{service}}` find the emulator through this one.
+[project.entry-points."interlink.emulators"]
+{{service}} = "interlink_{{service}}.emulator:{{Class}}Emulator"
+
 [tool.setuptools]
 packages = ["interlink_{{service}}"]
 

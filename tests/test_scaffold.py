@@ -21,6 +21,7 @@ from interlink.config import Config
 from interlink.manifest import load_manifest
 from interlink.registry import ConnectorRegistry, load_registry
 from interlink.runtime import Runtime
+from interlink.testing.emulators import emulator_class, emulator_services
 from tests.conftest import make_tenant
 from tests.plugin_packages import pip_install
 
@@ -108,6 +109,9 @@ def test_the_installed_package_registers_from_its_distribution(registry: Connect
     assert acme.entry_point == "acme"
     assert acme.connector_class.__name__ == "AcmeConnector"
     assert acme.manifest.capabilities == {"deliver"}
+    # its emulator is found by `interlink emulate acme` and `interlink conformance acme`
+    assert "acme" in emulator_services()
+    assert emulator_class("acme").__name__ == "AcmeEmulator"
 
 
 def test_the_generated_tests_pass_the_whole_suite(generated: Path, site: Path) -> None:

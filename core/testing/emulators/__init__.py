@@ -8,12 +8,13 @@ emulator; :data:`EMULATORS` maps a service id to ``module:class``, imported on f
 from __future__ import annotations
 
 import importlib
+from importlib import metadata
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from interlink.testing.emulators.base import Emulator
 
-__all__ = ["EMULATORS", "emulator_class"]
+__all__ = ["EMULATORS", "ENTRY_POINT_GROUP", "emulator_class", "emulator_services"]
 
 EMULATORS: dict[str, str] = {
     "adapty": "interlink.testing.emulators.adapty:AdaptyEmulator",
@@ -30,8 +31,23 @@ EMULATORS: dict[str, str] = {
 """Service id to the emulator class, as ``module:class``."""
 
 
+ENTRY_POINT_GROUP = "interlink.emulators"
+"""Where a connector package names its emulator (``acme = "interlink_acme.emulator:AcmeEmulator"``)."""
+
+
+def emulator_services() -> list[str]:
+    """Every service with an emulator: the built-ins', and those installed packages name."""
+    return sorted({*EMULATORS, *(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))})
+
+
 def emulator_class(service: str) -> type[Emulator]:
-    """The emulator class of ``service``; ``KeyError`` when there is none."""
-    module, _, name = EMULATORS[service].partition(":")
-    found: type[Emulator] = getattr(importlib.import_module(module), name)
-    return found
+    """The emulator class of ``service``, built in or named by an installed package; ``KeyError`` if none."""
+    if service in EMULATORS:
+        module, _, name = EMULATORS[service].partition(":")
+        found: type[Emulator] = getattr(importlib.import_module(module), name)
+        return found
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == service:
+            loaded: type[Emulator] = entry.load()
+            return loaded
+    raise KeyError(service)
