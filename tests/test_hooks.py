@@ -40,6 +40,7 @@ from interlink.pipeline.hooks import FAILURES_BEFORE_ERROR, MAX_ATTEMPTS
 from interlink.registry import ConnectorRegistry, Register, load_registry
 from interlink.runtime import Runtime
 from interlink.store.tables import integrations, webhook_requests
+from interlink.testing.emulators.appsflyer import AppsFlyerEmulator
 from tests.conftest import make_tenant
 from tests.pipeline_helpers import create_custom, wait_for
 from tests.redis_helpers import private_redis, worker_process
@@ -585,3 +586,29 @@ def test_through_the_real_server(tmp_path: Path, sink: Sink) -> None:
             f"{base}/v1/integrations/events/filter", json={"integrationId": created["id"]}, headers=auth
         ).json()["events"]
         assert [(e["direction"], e["event_type"]) for e in found] == [("inbound", "order.created")]
+
+
+def test_a_webhook_sent_with_get_is_read_from_its_query_string(
+    api: Client, tenant: dict[str, str], live: Runtime
+) -> None:
+    """AppsFlyer's Push API in GET mode: the fields travel in the query string, which the worker gets too."""
+    with AppsFlyerEmulator() as vendor:
+        settings = vendor.integration_settings()
+        created = api.post(
+            "/v1/integrations", json={"service": "appsflyer", "name": "AppsFlyer", "settings": settings}, headers=tenant
+        )
+        assert created.status_code == 201, created.text
+        integration_id = created.json()["integration"]["id"]
+        fields = {
+            k: str(v) for k, v in vendor.webhook_event("af_purchase", event_revenue="9.99").items() if v is not None
+        }
+        path = f"/v1/hooks/{integration_id}"
+        refused = api.get(path, params=fields, headers={settings["webhookHeader"]: "wrong-token"})
+        assert_problem(refused, 401)
+        sent = api.get(path, params=fields, headers={settings["webhookHeader"]: settings["webhookAuthorization"]})
+        assert sent.status_code == 200, sent.text
+        wait_for(lambda: settled(api, tenant, integration_id, 2))
+        [event] = inbound_events(api, tenant, integration_id)
+        assert event["event_type"] == "in-app-event"
+        payload = api.get(f"/v1/integrations/events/{event['id']}/payload", headers=tenant).json()
+        assert payload["data"]["raw"]["event_name"] == "af_purchase"

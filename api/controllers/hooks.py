@@ -111,22 +111,52 @@ class HookController(Controller):
         shows in ``GET /v1/integrations/{id}/hooks``. The custom integration takes its inbound key as
         ``Authorization: Bearer ik_...``; other services verify what their vendor sends (signatures).
         """
-        received_at = datetime.now(UTC)
-        target = await sync_to_thread(hooks.find_target, runtime, integration_id)
-        limit = runtime.config.hook_max_bytes
-        incoming = WebhookRequest(request.method, request.url.path, _headers(request), b"", received_at)
-        announced = request.headers.get("content-length")
-        if announced is not None and not announced.strip().isdigit():
-            return problem(400, "the Content-Length header is not a number of bytes")
-        if announced is not None and int(announced) > limit:
-            return _answer(await sync_to_thread(hooks.refuse_too_large, runtime, target, incoming, int(announced)))
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                return _answer(await sync_to_thread(hooks.refuse_too_large, runtime, target, incoming, len(body)))
-        incoming = WebhookRequest(incoming.method, incoming.path, incoming.headers, bytes(body), received_at)
-        return _answer(await sync_to_thread(hooks.receive, runtime, target, incoming))
+        return await _receive(request, runtime, integration_id)
+
+    @get(
+        "/{integration_id:str}",
+        operation_id="receiveWebhookByGet",
+        status_code=200,
+        security=[{}],  # no tenant token: the connector verifies the vendor's key
+        responses={
+            200: ResponseSpec(data_container=HookReceived, description="Verified and stored"),
+            **problem_responses(404, 409, 413),
+            503: ResponseSpec(
+                data_container=Problem, description="Try again later", media_type="application/problem+json"
+            ),
+        },
+        summary="Receive a webhook sent with GET",
+    )
+    async def receive_by_get(
+        self, request: Request[Any, Any, Any], runtime: NamedDependency[Runtime], integration_id: IntegrationId
+    ) -> Response[Any]:
+        """A vendor's webhook whose fields are in the query string (AppsFlyer's Push API in GET mode).
+
+        Handled as ``POST`` is: verified by the connector, stored with its query string, answered at once.
+        """
+        return await _receive(request, runtime, integration_id)
+
+
+async def _receive(request: Request[Any, Any, Any], runtime: Runtime, integration_id: str) -> Response[Any]:
+    """Verify, store and answer a vendor's request (POST or GET); the connector sees the query string too."""
+    received_at = datetime.now(UTC)
+    target = await sync_to_thread(hooks.find_target, runtime, integration_id)
+    limit = runtime.config.hook_max_bytes
+    query = request.url.query
+    path = request.url.path + (f"?{query}" if query else "")
+    incoming = WebhookRequest(request.method, path, _headers(request), b"", received_at)
+    announced = request.headers.get("content-length")
+    if announced is not None and not announced.strip().isdigit():
+        return problem(400, "the Content-Length header is not a number of bytes")
+    if announced is not None and int(announced) > limit:
+        return _answer(await sync_to_thread(hooks.refuse_too_large, runtime, target, incoming, int(announced)))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return _answer(await sync_to_thread(hooks.refuse_too_large, runtime, target, incoming, len(body)))
+    incoming = WebhookRequest(incoming.method, incoming.path, incoming.headers, bytes(body), received_at)
+    return _answer(await sync_to_thread(hooks.receive, runtime, target, incoming))
 
 
 class HookLogController(Controller):

@@ -93,6 +93,7 @@ def _claim(runtime: Runtime, request_id: str, token: str) -> _Claimed | None:
                 webhook_requests.c.method,
                 webhook_requests.c.headers,
                 webhook_requests.c.body,
+                webhook_requests.c.query,
                 webhook_requests.c.received_at,
             )
         ).first()
@@ -100,7 +101,7 @@ def _claim(runtime: Runtime, request_id: str, token: str) -> _Claimed | None:
         return None
     request = WebhookRequest(
         method=row.method,
-        path=f"/v1/hooks/{row.integration_id}",
+        path=f"/v1/hooks/{row.integration_id}" + (f"?{row.query}" if row.query else ""),
         headers=Headers(row.headers),
         body=bytes(row.body),
         received_at=row.received_at,

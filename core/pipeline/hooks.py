@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
@@ -208,6 +209,7 @@ def _store(
                 method=request.method[:10],
                 headers=headers,
                 body=request.body if received else b"",
+                query=(urlsplit(request.path).query or None) if received else None,
                 body_size=len(request.body) if body_size is None else body_size,
                 response_status=response_status,
                 error=error,

@@ -238,6 +238,7 @@ webhook_requests = sa.Table(
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("events_created", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("query", sa.Text(), nullable=True),
     sa.Column("lease_token", sa.String(32), nullable=True),
     sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
     sa.Column("dispatched_at", UTCDateTime(), nullable=True),

@@ -12,7 +12,7 @@ header (``settings.webhookHeader``) with ``settings.webhookAuthorization`` in co
   which the core records once per integration.
 
 Messages are POSTed as one JSON object (the event) or sent as a GET with the fields in the query string;
-both parse. The core's hook route takes POST, so configure the endpoint with the POST method.
+both parse (``/v1/hooks/{id}`` takes POST and GET).
 """
 
 from __future__ import annotations
