@@ -79,6 +79,11 @@ class WebhookRequest:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When Interlink received it: the same when :meth:`Connector.handle_webhook` runs later on a worker."""
 
+    def header(self, name: str) -> str | None:
+        """The value of header ``name``, whatever the case of its name as sent; ``None`` when absent."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+
 
 @dataclass(frozen=True)
 class WebhookResult:

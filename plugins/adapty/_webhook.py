@@ -63,11 +63,6 @@ _PROPERTIES = (
 )
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
 def verify_authorization(ctx: ConnectorContext, request: WebhookRequest) -> None:
     """Accept the request if its Authorization header is exactly the configured value."""
     expected = str(ctx.settings.get(SETTING) or "")
@@ -77,7 +72,7 @@ def verify_authorization(ctx: ConnectorContext, request: WebhookRequest) -> None
             "save it there and as the Authorization header value (production and sandbox) of the Adapty webhook",
             setting=SETTING,
         )
-    sent = _header(request.headers, "Authorization")
+    sent = request.header("Authorization")
     if sent is None:
         raise PermanentError(
             "the webhook request carried no Authorization header — set the Authorization header value of the "

@@ -33,11 +33,6 @@ SETTING = "webhookAuthorization"
 DEFAULT_HEADER = "Authorization"
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
@@ -52,7 +47,7 @@ def verify_token(ctx: ConnectorContext, request: WebhookRequest) -> None:
             "random token, save it there and as the Push API endpoint's token in AppsFlyer",
             setting=SETTING,
         )
-    sent = _header(request.headers, name)
+    sent = request.header(name)
     if sent is None:
         raise PermanentError(
             f"the Push API message carried no {name} header — set the endpoint's token in AppsFlyer to "

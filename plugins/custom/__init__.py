@@ -62,7 +62,7 @@ class CustomConnector(Connector):
                 "the integration has no inbound API key yet: create one with "
                 f"POST /v1/integrations/{ctx.integration_id}/regenerate-key"
             )
-        header = next((v for k, v in request.headers.items() if k.lower() == "authorization"), "")
+        header = request.header("Authorization") or ""
         scheme, _, token = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise PermanentError("no inbound API key: send it as 'Authorization: Bearer ik_...'")

@@ -163,7 +163,7 @@ def _refuse(message: str, setting: str) -> PermanentError:
 
 
 def _token(request: WebhookRequest) -> str:
-    sent = next((v for k, v in request.headers.items() if k.lower() == "authorization"), "")
+    sent = request.header("Authorization") or ""
     scheme, _, token = sent.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _refuse(

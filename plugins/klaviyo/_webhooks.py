@@ -41,8 +41,7 @@ def verify(ctx: ConnectorContext, request: WebhookRequest) -> None:
     secret = ctx.settings.get("webhookSecret")
     if not isinstance(secret, str) or not secret:
         raise _refused("no webhook secret is set — set settings.webhookSecret to the secret of the Klaviyo webhook")
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    timestamp, signatures = headers.get("klaviyo-timestamp"), headers.get("klaviyo-signature")
+    timestamp, signatures = request.header("Klaviyo-Timestamp"), request.header("Klaviyo-Signature")
     if not timestamp or not signatures:
         raise _refused("the request has no Klaviyo-Signature or Klaviyo-Timestamp header")
     sent_at = _parse_timestamp(timestamp)

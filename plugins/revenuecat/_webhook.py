@@ -53,11 +53,6 @@ _DATA_FIELDS = (
 )
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == wanted), None)
-
-
 def _same(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
@@ -71,7 +66,7 @@ def verify_authorization(ctx: ConnectorContext, request: WebhookRequest) -> None
             "value, save it there and as the webhook's Authorization header value in the RevenueCat dashboard",
             setting=SETTING,
         )
-    sent = _header(request.headers, "Authorization")
+    sent = request.header("Authorization")
     if sent is None:
         raise PermanentError(
             "the webhook request carried no Authorization header — set the webhook's Authorization header value "

@@ -29,7 +29,7 @@ def verify_signature(secret: str | None, request: WebhookRequest) -> None:
             "Stripe Dashboard into settings.webhookSecret",
             setting=SETTING,
         )
-    header = next((v for k, v in request.headers.items() if k.lower() == "stripe-signature"), None)
+    header = request.header("Stripe-Signature")
     if not header:
         raise PermanentError(
             "The request has no Stripe-Signature header: it did not come from Stripe, or a proxy dropped the header",
