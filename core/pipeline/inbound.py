@@ -20,7 +20,7 @@ import msgspec
 import sqlalchemy as sa
 
 from interlink.ids import new_ids
-from interlink.pipeline.publish import EventIn, fanout_targets, new_event_row
+from interlink.pipeline.publish import EventIn, fanout_targets, new_event_row, payload_row
 from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, published_events
@@ -89,17 +89,9 @@ def write_records(
     outbound_ids: list[str] = []
     for record, payload_id, inbound_id in zip(records, payload_ids, inbound_ids, strict=True):
         payload_rows.append(
-            {
-                "id": payload_id,
-                "tenant_id": tenant_id,
-                "external_id": None,
-                "event_type": record.type,
-                "occurred_at": record.occurred_at or now,
-                "data": record.data,
-                "size_bytes": len(record.data.encode()),
-                "source_integration_id": source_integration_id,
-                "created_at": now,
-            }
+            payload_row(
+                payload_id, tenant_id, None, record.type, record.occurred_at, record.data, source_integration_id, now
+            )
         )
         event_rows.append(inbound_event_row(inbound_id, tenant_id, source_integration_id, record.type, payload_id, now))
         wanted = targets.get(record.type)

@@ -42,6 +42,7 @@ __all__ = [
     "new_event_row",
     "parse_events",
     "parse_time",
+    "payload_row",
     "publish",
     "publish_async",
     "write_requests",
@@ -308,17 +309,16 @@ def build_rows(
         if item.id is not None:
             known[item.id] = payload_id
         payload_rows.append(
-            {
-                "id": payload_id,
-                "tenant_id": request.tenant_id,
-                "external_id": item.id,
-                "event_type": item.type,
-                "occurred_at": item.occurred_at or now,
-                "data": data,
-                "size_bytes": len(data.encode()),
-                "source_integration_id": request.source_integration_id,
-                "created_at": now,
-            }
+            payload_row(
+                payload_id,
+                request.tenant_id,
+                item.id,
+                item.type,
+                item.occurred_at,
+                data,
+                request.source_integration_id,
+                now,
+            )
         )
         deliveries = []
         for integration_id in targets.get(item.type, []):
@@ -459,6 +459,30 @@ class Coalescer:
             self._queue.put(None)
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def payload_row(
+    payload_id: str,
+    tenant_id: str,
+    external_id: str | None,
+    event_type: str,
+    occurred_at: datetime | None,
+    data: str,
+    source_integration_id: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A row of the payload store: the event's data (JSON text) stored once, whoever delivers it."""
+    return {
+        "id": payload_id,
+        "tenant_id": tenant_id,
+        "external_id": external_id,
+        "event_type": event_type,
+        "occurred_at": occurred_at or now,
+        "data": data,
+        "size_bytes": len(data.encode()),
+        "source_integration_id": source_integration_id,
+        "created_at": now,
+    }
 
 
 def new_event_row(
