@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -61,6 +62,31 @@ def consume(
         else:
             records.append(item)
     return records, states
+
+
+@dataclass
+class Run:
+    """What one sync yielded: its records, and its checkpoints as ``(records before it, state)``."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.records]
+
+
+def sync_run(connector: Connector, ctx: ConnectorContext, *, stop_after: int | None = None) -> Run:
+    """Run a sync to its end, or cut it after checkpoint number ``stop_after`` as a killed worker would be."""
+    result = Run()
+    for item in connector.sync(ctx):
+        if set(item) == {"checkpoint"}:
+            result.checkpoints.append((len(result.records), item["checkpoint"]))
+            if stop_after is not None and len(result.checkpoints) == stop_after:
+                break
+        else:
+            result.records.append(item)
+    return result
 
 
 def integration_at(

@@ -16,7 +16,6 @@ import base64
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from interlink.connector import ConnectorContext, PermanentError, TransientError
 from interlink.http import recording_client
 from interlink.plugins.app_store_connect import AppStoreConnectConnector
 from interlink.testing.emulators.app_store import AppStoreEmulator
+from tests.connectors.helpers import Run, sync_run
 from tests.sink import running_sink
 
 
@@ -51,26 +51,8 @@ def settings(emu: AppStoreEmulator, **extra: Any) -> dict[str, Any]:
     return {**emu.integration_settings(), **extra}
 
 
-@dataclass
-class Run:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    checkpoints: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-    @property
-    def ids(self) -> list[str]:
-        return [r["id"] for r in self.records]
-
-
 def sync(ctx: ConnectorContext, *, stop_after: int | None = None) -> Run:
-    result = Run()
-    for item in AppStoreConnectConnector().sync(ctx):
-        if set(item) == {"checkpoint"}:
-            result.checkpoints.append((len(result.records), item["checkpoint"]))
-            if stop_after is not None and len(result.checkpoints) == stop_after:
-                break
-        else:
-            result.records.append(item)
-    return result
+    return sync_run(AppStoreConnectConnector(), ctx, stop_after=stop_after)
 
 
 def uuids(emu: AppStoreEmulator) -> set[str]:

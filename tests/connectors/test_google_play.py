@@ -17,7 +17,6 @@ import base64
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +27,7 @@ from interlink.connector import ConnectorContext, PermanentError, TransientError
 from interlink.http import recording_client
 from interlink.plugins.google_play import GooglePlayConnector
 from interlink.testing.emulators.google_play import GooglePlayEmulator
+from tests.connectors.helpers import Run, sync_run
 from tests.sink import running_sink
 
 
@@ -61,26 +61,8 @@ def settings(emu: GooglePlayEmulator, **extra: Any) -> dict[str, Any]:
     return {**emu.integration_settings(), **extra}
 
 
-@dataclass
-class Run:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    checkpoints: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-
-    @property
-    def ids(self) -> list[str]:
-        return [r["id"] for r in self.records]
-
-
 def sync(ctx: ConnectorContext, *, stop_after: int | None = None) -> Run:
-    result = Run()
-    for item in GooglePlayConnector().sync(ctx):
-        if set(item) == {"checkpoint"}:
-            result.checkpoints.append((len(result.records), item["checkpoint"]))
-            if stop_after is not None and len(result.checkpoints) == stop_after:
-                break
-        else:
-            result.records.append(item)
-    return result
+    return sync_run(GooglePlayConnector(), ctx, stop_after=stop_after)
 
 
 def api_requests(emu: GooglePlayEmulator) -> list[str]:
