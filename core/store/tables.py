@@ -49,6 +49,12 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _where_set(column: str) -> dict[str, Any]:
+    """A partial index's clause on both databases: only the rows where ``column`` is set."""
+    where = sa.text(f"{column} IS NOT NULL")
+    return {"sqlite_where": where, "postgresql_where": where}
+
+
 tenants = sa.Table(
     "tenants",
     metadata,
@@ -143,9 +149,10 @@ events = sa.Table(
     sa.Index("ix_events_filter_integration_time", "tenant_id", "integration_id", "created_at", "id", "status"),
     sa.Index("ix_events_filter_status", "tenant_id", "status", "created_at", "id"),
     sa.Index("ix_events_filter_time", "tenant_id", "created_at", "id"),
-    sa.Index("ix_events_due", "status", "next_attempt_at"),
-    sa.Index("ix_events_lease", "status", "lease_expires_at"),
-    sa.Index("ix_events_retry_of", "retry_of"),
+    # partial: only the rows in flight or retried have these set (migration 0008)
+    sa.Index("ix_events_due", "status", "next_attempt_at", **_where_set("next_attempt_at")),
+    sa.Index("ix_events_lease", "status", "lease_expires_at", **_where_set("lease_expires_at")),
+    sa.Index("ix_events_retry_of", "retry_of", **_where_set("retry_of")),
 )
 """Integration events: one delivery (outbound) or one received record (inbound) for one integration."""
 
