@@ -1,20 +1,26 @@
-"""Bulk inserts: PostgreSQL's ``COPY`` where it is there, the driver's own ``executemany`` elsewhere.
+"""Bulk inserts: PostgreSQL's ``COPY``, SQLite's multi-row ``INSERT ... VALUES``.
 
 Why: a multi-row ``INSERT`` of fifty log rows makes psycopg re-parse a query with hundreds of
 placeholders on every batch, which cost the delivery worker more CPU than the deliveries themselves.
 On SQLite, SQLAlchemy's ``executemany`` runs a bind processor per value (every ``UTCDateTime`` of every
 row), which cost a sync more than the inserts themselves; here each distinct value is converted once,
-with SQLAlchemy's own processors, and the rows go to ``sqlite3``'s ``executemany`` as tuples.
+with SQLAlchemy's own processors. And the rows go in as one statement of many rows, not as
+``executemany``: ``sqlite3`` lets go of the GIL for every step, and a statement per row meant a GIL
+hand-off per row with the sync's reading thread (a quarter more records a second with one statement).
 """
 
 from __future__ import annotations
 
 import json
 import operator
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+
+from interlink.store.tables import UTCDateTime
 
 __all__ = ["insert_rows"]
 
@@ -30,7 +36,7 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
     if conn.dialect.name == "postgresql":
         _copy(conn, table, rows)
     elif conn.dialect.name == "sqlite" and _compiled(conn.dialect, table, tuple(rows[0])) is not None:
-        _executemany(conn, table, rows)
+        _insert_values(conn, table, rows)
     else:
         conn.execute(table.insert(), list(rows))
 
@@ -51,7 +57,7 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]
         raise sa.exc.IntegrityError(statement, None, exc) from exc
 
 
-def _executemany(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _insert_values(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     compiled = _compiled(conn.dialect, table, tuple(rows[0]))
     assert compiled is not None
     statement, names, processors = compiled
@@ -77,8 +83,14 @@ def _executemany(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[st
         params.append(values)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     errors: type[Exception] = conn.dialect.loaded_dbapi.Error
+    head, _, row_marks = statement.partition(" VALUES ")
+    limit = conn.connection.dbapi_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+    per_statement = max(1, limit // len(names))
     try:
-        cursor.executemany(statement, params)
+        for start in range(0, len(params), per_statement):
+            chunk = params[start : start + per_statement]
+            values_text = ", ".join([row_marks] * len(chunk))
+            cursor.execute(f"{head} VALUES {values_text}", [value for values in chunk for value in values])
     except errors as exc:  # the same exception (IntegrityError, ...) as SQLAlchemy's own executemany raises
         raise sa.exc.DBAPIError.instance(statement, None, exc, errors, hide_parameters=True) from exc
     finally:
@@ -98,8 +110,23 @@ def _compiled(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> _
         if sorted(order) != sorted(names):
             _statements[key] = None
         else:
-            processors: list[_Processor | None] = [
-                table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
-            ]
+            processors: list[_Processor | None] = [_bind_processor(table.c[name], dialect) for name in order]
             _statements[key] = (compiled.string, order, processors)
     return _statements[key]
+
+
+def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> _Processor | None:
+    """The column's bind processor; for a ``UTCDateTime`` on SQLite, the same text made in one step.
+
+    SQLAlchemy's chain (the decorator, then SQLite's ``DATETIME`` formatting) cost a sync more than 5 µs
+    for each record's ``occurred_at``; ``isoformat`` gives the same text (``YYYY-MM-DD HH:MM:SS.ffffff``).
+    """
+    if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
+        return _sqlite_utc_text
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _sqlite_utc_text(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
