@@ -23,6 +23,7 @@ renewal can reach Klaviyo without either connector knowing the other.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +37,8 @@ def iso_time(value: datetime | int | float | str | None) -> str | None:
     """An ISO 8601 UTC string (``...Z``) from a datetime, a unix time in seconds, or a string kept as given."""
     if value is None or isinstance(value, str):
         return value
+    if type(value) is int:  # whole seconds, the usual vendor timestamp: formatted without a datetime
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(value))
     moment = value if isinstance(value, datetime) else datetime.fromtimestamp(float(value), UTC)
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -50,15 +53,18 @@ def envelope(
     subject: Mapping[str, Any] | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build an inbound envelope; ``subject`` keys whose value is ``None`` are left out."""
+    """Build an inbound envelope; ``subject`` keys whose value is ``None`` are left out.
+
+    ``raw`` and ``data`` dicts are referenced, not copied: the envelope is stored (serialised) as it is built.
+    """
     return {
         "id": str(id),
         "type": type,
         "occurred_at": iso_time(occurred_at),
         "source": source,
-        "subject": {k: v for k, v in (subject or {}).items() if v is not None},
-        "data": dict(data or {}),
-        "raw": dict(raw),
+        "subject": {k: v for k, v in subject.items() if v is not None} if subject else {},
+        "data": data if isinstance(data, dict) else dict(data or {}),
+        "raw": raw if isinstance(raw, dict) else dict(raw),
     }
 
 
