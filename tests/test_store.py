@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -86,3 +87,59 @@ def test_mask_merge_and_redact() -> None:
     assert merge_settings(current, {"apiKey": "new"}) == {"apiKey": "new", "baseUrl": "https://a"}
     assert merge_settings(current, {"baseUrl": None}) == {"apiKey": "old"}
     assert redact("Bearer sk_live_123 sent", ["sk_live_123"]) == f"Bearer {MASK} sent"
+
+
+def test_bulk_insert_on_sqlite_splits_at_the_variable_limit_and_keeps_zones(tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import timedelta, timezone
+
+    from interlink.store.bulk import insert_rows
+    from interlink.store.tables import tenants
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate(engine)
+    plus_five = timezone(timedelta(hours=5))
+    moments = [datetime(2025, 1, 1, 4, 30, n, 1000 * n, tzinfo=plus_five) for n in range(50)]
+    rows = [
+        {"id": f"tnt_{n}", "name": f"t{n}", "token_hash": f"{n:064d}", "created_at": m} for n, m in enumerate(moments)
+    ]
+    with engine.begin() as conn:
+        conn.connection.dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 30)  # type: ignore[union-attr]
+        insert_rows(conn, tenants, rows)  # 4 columns: 7 rows a statement, 8 statements
+    with engine.connect() as conn:
+        stored = {row.id: row.created_at for row in conn.execute(sa.select(tenants.c.id, tenants.c.created_at))}
+    assert stored == {f"tnt_{n}": m for n, m in enumerate(moments)}  # equal instants, given back in UTC
+    assert all(m.tzinfo == UTC for m in stored.values())
+    engine.dispose()
+
+
+def test_the_reaper_finds_its_rows_through_the_partial_indexes(tmp_path: Path) -> None:
+    """Most events have no lease and no due time: those indexes hold only the rows that do (``IS NOT NULL``).
+
+    SQLite uses a partial index only when the query implies its condition: the reaper's comparisons must.
+    """
+    from interlink.config import Config
+    from interlink.pipeline.reaper import reap
+
+    keys = (Fernet.generate_key().decode(),)
+    runtime = Runtime.start(Config(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", keys, None))
+    seen: list[tuple[str, Any]] = []
+
+    def capture(conn: object, cursor: object, statement: str, parameters: Any, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM events" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(runtime.engine, "before_cursor_execute", capture)
+    try:
+        reap(runtime)
+        with runtime.engine.connect() as conn:
+            plans = [
+                " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
+                for statement, parameters in list(seen)
+            ]
+    finally:
+        sa.event.remove(runtime.engine, "before_cursor_execute", capture)
+        runtime.close()
+    assert len(plans) == 2
+    assert "INDEX ix_events_lease" in plans[0], plans[0]
+    assert "INDEX ix_events_due" in plans[1], plans[1]
