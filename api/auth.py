@@ -13,7 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 from interlink.runtime import Runtime
 from interlink.store.tenants import Tenant, hash_token, tenant_by_token
 
-__all__ = ["TokenCache", "provide_tenant", "require_tenant"]
+__all__ = ["TokenCache", "bearer_token", "provide_tenant", "require_tenant"]
 
 
 class TokenCache:
@@ -43,16 +43,21 @@ class TokenCache:
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="interlink"'}
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header's value; ``None`` if it is not one."""
+    scheme, _sep, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 async def require_tenant(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: find the tenant whose token is in ``Authorization: Bearer <token>``.
 
     A coroutine, so that a cached token costs no thread hand-off (Litestar runs a plain-function guard in
     a worker thread on every request); only a lookup in the database goes to a thread.
     """
-    header = connection.headers.get("authorization", "")
-    scheme, _sep, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(connection.headers.get("authorization", ""))
+    if token is None:
         raise NotAuthorizedException("send 'Authorization: Bearer <token>'", headers=_CHALLENGE)
     cache: TokenCache = connection.app.state.token_cache
     tenant = cache.get(token)

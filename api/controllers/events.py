@@ -16,6 +16,7 @@ from msgspec import UNSET
 from interlink import events as service
 from interlink.api import schemas
 from interlink.api.errors import problem_responses
+from interlink.api.fast_publish import publish_fast_lane, publish_response
 from interlink.errors import InvalidInputError
 from interlink.manifest import FieldError
 from interlink.pipeline import parse_events, publish_async
@@ -61,6 +62,7 @@ class PublishController(Controller):
         status_code=HTTP_202_ACCEPTED,
         responses=problem_responses(),
         summary="Publish events",
+        middleware=[publish_fast_lane],  # the common case answered without this handler's machinery
     )
     async def publish_events(
         self,
@@ -76,19 +78,7 @@ class PublishController(Controller):
         runtime: Runtime = request.app.state.runtime
         tenant: Tenant = request.state.tenant
         results = await publish_async(runtime, tenant.id, parse_events(msgspec.to_builtins(data)))
-        return schemas.PublishResponse(
-            events=[
-                schemas.PublishedEvent(
-                    id=r.id,
-                    type=r.type,
-                    external_id=r.external_id,
-                    duplicate=r.duplicate,
-                    deliveries=len(r.deliveries),
-                    delivery_ids=r.deliveries,
-                )
-                for r in results
-            ]
-        )
+        return publish_response(results)
 
 
 class EventMonitorController(Controller):
