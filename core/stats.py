@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from interlink.store.tables import event_counts, events
 
-__all__ = ["IntegrationStats", "count_events", "hour_of", "integration_stats", "stats_query"]
+__all__ = ["IntegrationStats", "bucket_counts", "count_events", "hour_of", "integration_stats", "stats_query"]
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(hours=24)
@@ -67,6 +67,18 @@ def count_events(conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None
     parameter set per (integration, hour), in key order so that concurrent writers lock buckets in the
     same order and cannot deadlock each other.
     """
+    buckets = bucket_counts(rows)
+    if not buckets:
+        return
+    params = [
+        {"integration_id": integration_id, "hour": hour, "tenant_id": tenant_id, "count": count}
+        for integration_id, hour, tenant_id, count in buckets
+    ]
+    conn.execute(_upsert(conn.dialect.name), params)
+
+
+def bucket_counts(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, datetime, str, int]]:
+    """``(integration_id, hour, tenant_id, count)`` of ``rows`` per bucket, in key order (the lock order)."""
     counts: Counter[tuple[str, datetime, str]] = Counter()
     hours: dict[datetime, datetime] = {}  # a writer's rows share a few creation times: each is cut once
     for row in rows:
@@ -75,13 +87,7 @@ def count_events(conn: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None
         if hour is None:
             hour = hours[created] = hour_of(created)
         counts[(row["integration_id"], hour, row["tenant_id"])] += 1
-    if not counts:
-        return
-    params = [
-        {"integration_id": integration_id, "hour": hour, "tenant_id": tenant_id, "count": count}
-        for (integration_id, hour, tenant_id), count in sorted(counts.items())
-    ]
-    conn.execute(_upsert(conn.dialect.name), params)
+    return [(integration_id, hour, tenant_id, n) for (integration_id, hour, tenant_id), n in sorted(counts.items())]
 
 
 @dataclass(frozen=True)
