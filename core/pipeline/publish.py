@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import sqlalchemy as sa
 
 from interlink.errors import InvalidInputError
@@ -38,6 +38,7 @@ __all__ = [
     "Published",
     "build_rows",
     "commit_requests",
+    "dump_json",
     "fanout_targets",
     "new_event_row",
     "parse_events",
@@ -260,11 +261,12 @@ def _write(
         targets = {key: fanout_targets(runtime, tx, key[0], types, key[1]) for key, types in types_by_key.items()}
         results = _build_all(requests, known, targets, now, payload_rows, event_rows)
         if tx.dialect.name == "postgresql" and len(payload_rows) < ONE_STATEMENT_BELOW:
-            insert_published(tx, payload_rows, event_rows)
+            insert_published(tx, payload_rows, event_rows)  # and their counts
         else:
+            assert tx.get_execution_options().get("isolation_level") != "AUTOCOMMIT", "several statements"
             insert_rows(tx, published_events, payload_rows)
             insert_rows(tx, events, event_rows)
-        count_events(tx, event_rows)
+            count_events(tx, event_rows)
     return results, [row["id"] for row in event_rows]
 
 
@@ -304,7 +306,7 @@ def build_rows(
         if item.id is not None and item.id in known:
             results.append(Published(known[item.id], item.type, item.id, duplicate=True, deliveries=[]))
             continue
-        data = json.dumps(item.data, separators=(",", ":"), ensure_ascii=False)
+        data = dump_json(item.data)
         payload_id = new_id("pub")
         if item.id is not None:
             known[item.id] = payload_id
@@ -370,6 +372,9 @@ class Coalescer:
     Why: a transaction costs far more than the rows in it, so sixteen concurrent single-event publishes
     committed together cost about what one does. Each caller waits for the commit of its own events,
     so a 202 still means "stored"; a failure of the shared transaction is retried request by request.
+    The committed ids go to the broker from a thread of their own, so that the next group's transaction
+    does not wait for the broker's answer (ids committed meanwhile go in the same messages); what a crash
+    leaves unsent, the reaper sends.
     """
 
     def __init__(self, runtime: Runtime, max_events: int = 500) -> None:
@@ -379,6 +384,8 @@ class Coalescer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._conn: sa.Connection | None = None
+        self._sending: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._sender: threading.Thread | None = None
 
     def submit(self, request: PublishRequest) -> list[Published]:
         """Wait (blocking this thread) until the request's events are committed."""
@@ -398,6 +405,8 @@ class Coalescer:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
+                    self._sender = threading.Thread(target=self._send, name="interlink-publish-send", daemon=True)
+                    self._sender.start()
                     self._thread = threading.Thread(target=self._run, name="interlink-publish", daemon=True)
                     self._thread.start()
 
@@ -406,6 +415,7 @@ class Coalescer:
             first = self._queue.get()
             if first is None:
                 self._drop_connection()
+                self._sending.put(None)  # the sender sends what is queued, then stops
                 return
             pending = [first]
             size = len(first[0].batch)
@@ -419,12 +429,12 @@ class Coalescer:
                     break
                 pending.append(item)
                 size += len(item[0].batch)
-            self._commit(pending)
+            self._commit(pending, self._connection_for(size))
 
-    def _commit(self, pending: list[tuple[PublishRequest, _Waiter]]) -> None:
+    def _commit(self, pending: list[tuple[PublishRequest, _Waiter]], conn: sa.Connection | None) -> None:
         """Commit the group, answer its callers, then dispatch (the reaper sends what a crash left behind)."""
         try:
-            results, new_ids = commit_requests(self._runtime, [request for request, _ in pending], self._connection())
+            results, new_ids = commit_requests(self._runtime, [request for request, _ in pending], conn)
         except Exception:
             self._drop_connection()  # it may be what failed; the next group starts on a fresh one
             outcomes: list[Outcome] = []
@@ -440,12 +450,42 @@ class Coalescer:
         else:
             outcomes = [(waiter, result, None) for (_, waiter), result in zip(pending, results, strict=True)]
         _settle(outcomes)
-        self._runtime.pipeline.dispatch(new_ids)
+        if new_ids:
+            self._sending.put(new_ids)
 
-    def _connection(self) -> sa.Connection:
-        """The writer's own connection, kept between groups: no pool check-out and no ping per group."""
+    def _send(self) -> None:
+        """Send committed ids to the broker: all those waiting at once, in as few messages as they fill."""
+        while True:
+            ids = self._sending.get()
+            stop = ids is None
+            waiting = list(ids or [])
+            while not stop:
+                try:
+                    more = self._sending.get_nowait()
+                except queue.Empty:
+                    break
+                stop = more is None
+                waiting += more or []
+            if waiting:
+                self._runtime.pipeline.dispatch(waiting)
+            if stop:
+                return
+
+    def _connection_for(self, size: int) -> sa.Connection | None:
+        """The writer's own connection, kept between groups: no pool check-out and no ping per group.
+
+        On PostgreSQL it is in autocommit mode, and only for groups that go in with one ``INSERT``
+        (:mod:`interlink.pipeline.publish_pg`): that statement is atomic on its own, and the reads before it
+        (targets, known ids) see what is committed when they run, as they would in a transaction at
+        PostgreSQL's READ COMMITTED; without ``BEGIN`` and ``COMMIT`` a group costs two round trips, not
+        four. Larger groups (``COPY`` of both tables) take a transaction on a pooled connection (``None``).
+        """
+        postgres = self._runtime.engine.dialect.name == "postgresql"
+        if postgres and size >= ONE_STATEMENT_BELOW:
+            return None
         if self._conn is None:
-            self._conn = self._runtime.engine.connect()
+            conn = self._runtime.engine.connect()
+            self._conn = conn.execution_options(isolation_level="AUTOCOMMIT") if postgres else conn
         return self._conn
 
     def _drop_connection(self) -> None:
@@ -455,10 +495,28 @@ class Coalescer:
             self._conn = None
 
     def stop(self) -> None:
+        """Finish the groups queued, send their ids, and stop both threads."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=10)
             self._thread = None
+        if self._sender is not None:
+            self._sender.join(timeout=10)
+            self._sender = None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def dump_json(value: Any) -> str:
+    """The stored form of an event's data, compact JSON text; ``TypeError`` if ``value`` cannot be JSON.
+
+    msgspec, not ``json.dumps``: the same text for JSON values, in a sixth of the time (it was a tenth
+    of a sync's CPU). Where they differ: NaN and infinities become ``null`` (``json`` wrote ``NaN``,
+    which is not JSON), and the types msgspec knows (datetime, UUID, Decimal, set, dataclass...) are
+    written in their usual JSON form instead of refused.
+    """
+    return _encoder.encode(value).decode()
 
 
 def payload_row(
