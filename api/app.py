@@ -21,7 +21,7 @@ from interlink.api.controllers.integrations import IntegrationController
 from interlink.api.controllers.syncs import SyncController
 from interlink.api.controllers.webhooks import WebhookController
 from interlink.api.errors import EXCEPTION_HANDLERS
-from interlink.runtime import Runtime
+from interlink.runtime import Runtime, freeze_startup_objects
 
 __all__ = ["create_app"]
 
@@ -42,6 +42,8 @@ def create_app(runtime: Runtime | None = None) -> Litestar:
             app.state.runtime = Runtime.start()
         if owned and app.state.runtime.pipeline.in_process:
             app.state.runtime.pipeline.start()  # the embedded default: deliveries run in this process
+        if owned:  # a process of `interlink serve`, not an application that embeds this one
+            freeze_startup_objects()
 
     def _shutdown(app: Litestar) -> None:
         if owned and app.state.get("runtime") is not None:

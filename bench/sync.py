@@ -41,7 +41,7 @@ from interlink import integrations
 from interlink.config import Config
 from interlink.http import recording_client
 from interlink.pipeline.sync import run_sync
-from interlink.runtime import Runtime
+from interlink.runtime import Runtime, freeze_startup_objects
 from interlink.store.tenants import create_tenant
 from interlink.syncs import get_sync, trigger_sync
 from interlink.testing.emulators.stripe import StripeEmulator
@@ -130,6 +130,7 @@ def core_sync(url: str, *, backend: str = "sqlite", trace: bool = False) -> tupl
         new = integrations.NewIntegration(service="stripe", settings=settings)
         integration, _ = integrations.create_integration(runtime, tenant.id, new)
         run_id, _ = trigger_sync(runtime, tenant.id, integration.id)
+        freeze_startup_objects()  # as `interlink worker` does once its runtime is up
         if trace:
             tracemalloc.start()
         started, cpu = time.perf_counter(), time.process_time()
@@ -153,6 +154,7 @@ def main() -> None:
     n = int(args[0]) if args else 100_000
     backends = ["sqlite"] if "--sqlite" in sys.argv else ["sqlite", "postgresql"]
     latency = next((float(a.split("=", 1)[1]) / 1000 for a in sys.argv if a.startswith("--latency-ms=")), 0.0)
+    freeze_startup_objects()  # what is imported now is the plain loop's start-up too
     plains: list[tuple[int, float]] = []
     syncs: dict[str, tuple[int, float, float, int]] = {}
     with emulator(n, latency) as url:

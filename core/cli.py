@@ -108,7 +108,10 @@ def _run_worker(threads: int | None) -> None:
     import signal
     import threading
 
+    from interlink.runtime import freeze_startup_objects
+
     runtime = _runtime()
+    freeze_startup_objects()
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
