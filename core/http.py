@@ -345,7 +345,11 @@ class RecordingClient(httpx.Client):
         )
 
     def _clip(self, content: bytes, *, complete: bool) -> str:
-        text = redact(mask_credential_fields(content.decode("utf-8", errors="replace")), self._secrets)
+        text = content.decode("utf-8", errors="replace")
+        keep = self._body_limit + self._longest  # masked and redacted: only what can be shown, and a margin
+        if len(text) > keep:
+            text, complete = text[:keep], False
+        text = redact(mask_credential_fields(text), self._secrets)
         if not complete and self._longest > 1:  # the cut may split a secret: drop what could be its head
             text = text[: max(len(text) - self._longest + 1, 0)]
         return text[: self._body_limit]
