@@ -127,6 +127,8 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> _Processor |
 
 
 def _sqlite_utc_text(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the store")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
