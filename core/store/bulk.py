@@ -119,7 +119,7 @@ def _bind_processor(column: sa.Column[Any], dialect: sa.Dialect) -> _Processor |
     """The column's bind processor; for a ``UTCDateTime`` on SQLite, the same text made in one step.
 
     SQLAlchemy's chain (the decorator, then SQLite's ``DATETIME`` formatting) cost a sync more than 5 µs
-    for each record's ``occurred_at``; ``isoformat`` gives the same text (``YYYY-MM-DD HH:MM:SS.ffffff``).
+    for each record's ``occurred_at``; this gives the same text (``YYYY-MM-DD HH:MM:SS.ffffff``) in one.
     """
     if dialect.name == "sqlite" and isinstance(column.type, UTCDateTime):
         return _sqlite_utc_text
@@ -131,4 +131,13 @@ def _sqlite_utc_text(value: datetime) -> str:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store")
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    v = value  # SQLAlchemy's own format for SQLite, without a replace() (its keyword call cost half)
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031  (%-formatting is the fastest here)
+        v.year,
+        v.month,
+        v.day,
+        v.hour,
+        v.minute,
+        v.second,
+        v.microsecond,
+    )
