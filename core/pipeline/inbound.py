@@ -6,7 +6,7 @@ A record from a sync (and a vendor's webhook) is stored once in the payload stor
 source integration itself, already ``succeeded``, so it shows in that integration's event log and stats.
 
 A sync hands its records over already serialised (:class:`InboundRecord`): checking that a record is JSON
-and storing it is then one ``json.dumps``, not three.
+and storing it is then one serialisation (:func:`interlink.pipeline.publish.dump_json`), not three.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from interlink.store.tables import events, published_events
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
-__all__ = ["InboundRecord", "dump_json", "inbound_event_row", "write_inbound", "write_records"]
+__all__ = ["InboundRecord", "inbound_event_row", "write_inbound", "write_records"]
 
 
 @dataclass(frozen=True, slots=True)
