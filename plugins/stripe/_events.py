@@ -80,7 +80,7 @@ def _data(obj: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     amount = None
     for key in _AMOUNT_KEYS:
         value = obj.get(key)
-        if type(value) is int:
+        if isinstance(value, int):  # as before this loop replaced next(): the same values taken
             amount = value
             break
     currency = obj.get("currency")
