@@ -301,6 +301,40 @@ def test_one_connection_serves_many_requests(vendor: Vendor, client: RecordingCl
     assert len({r.client_port for r in vendor.received}) == 1
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {},
+        {"content-type": "application/json", "Webhook-Id": "evt_1"},
+        {"user-agent": "mine/1.0", "Accept": "application/json"},
+        {"Accept": "a", "accept": "b"},
+        {"x-raw": b"bytes"},  # not text: httpx's own path
+    ],
+)
+@pytest.mark.parametrize("content", [None, b"", b'{"a": 1}'])
+def test_requests_are_built_as_httpx_builds_them(headers: dict[str, Any] | None, content: bytes | None) -> None:
+    """The client's lean request building gives the request httpx's own would: same headers, in order."""
+    ours = recording_client()
+    theirs = httpx.Client(headers=ours.headers, timeout=ours.timeout)
+    for url in ("http://127.0.0.1:8000/x?q=1", "https://user:pw@example.com:8443/a/b"):
+        built = ours.build_request("POST", url, content=content, headers=headers)
+        expected = theirs.build_request("POST", url, content=content, headers=headers)
+        assert_same(built, expected)
+        # as httpx.Client.post calls it: every part named, most of them None
+        named: dict[str, Any] = dict.fromkeys(("data", "files", "json", "params", "cookies", "extensions"))
+        built = ours.build_request(
+            method="POST", url=url, content=content, headers=headers, timeout=httpx.USE_CLIENT_DEFAULT, **named
+        )
+        assert_same(built, expected)
+
+
+def assert_same(built: httpx.Request, expected: httpx.Request) -> None:
+    assert built.headers.multi_items() == expected.headers.multi_items()
+    assert (built.method, built.url, built.content) == (expected.method, expected.url, expected.content)
+    assert built.extensions == expected.extensions
+
+
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 

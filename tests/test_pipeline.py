@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -371,3 +372,11 @@ def test_two_nodes_publishing_the_same_id_store_it_once(fast_config: Config) -> 
     finally:
         for node in nodes:
             node.close()
+
+
+def test_stored_data_is_read_back_even_with_the_nan_older_payloads_hold() -> None:
+    """Payloads written before data went through msgspec may hold ``NaN`` (``json.dumps`` wrote it)."""
+    from interlink.pipeline.deliver import _load_data
+
+    assert _load_data('{"a": [1, "\\u00e9", null]}') == {"a": [1, "é", None]}
+    assert math.isnan(_load_data('{"a": NaN}')["a"])

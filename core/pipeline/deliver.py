@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import sqlalchemy as sa
 
 from interlink import notifications
@@ -164,13 +165,22 @@ def _groups(runtime: Runtime, claimed: list[_Claimed], by_id: dict[str, Integrat
     return groups
 
 
+def _load_data(text: str) -> Any:
+    """A stored payload's data. msgspec reads it in a third of ``json``'s time; ``json`` still reads the
+    ``NaN`` that payloads stored before data was written with msgspec may hold."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
+
+
 def _envelope(event: _Claimed, payloads: dict[str, _Payload]) -> dict[str, Any]:
     payload = payloads[event.payload_ref]
     return {
         "id": event.id,
         "type": event.event_type,
         "occurred_at": payload.occurred_at.isoformat().replace("+00:00", "Z"),
-        "data": json.loads(payload.data),
+        "data": _load_data(payload.data),
         "payload_ref": event.payload_ref,
     }
 
