@@ -100,6 +100,36 @@ def deliver_batch(runtime: Runtime, event_ids: list[str]) -> None:
     runtime.pipeline.dispatch(notices)
 
 
+_CLAIM = (
+    events.update()
+    .where(
+        events.c.id.in_(sa.bindparam("ids", expanding=True)),
+        events.c.status == "queued",
+        sa.or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= sa.bindparam("due")),
+    )
+    .values(
+        status="processing",
+        lease_token=sa.bindparam("token"),
+        lease_expires_at=sa.bindparam("until"),
+        attempts=events.c.attempts + 1,
+        updated_at=sa.bindparam("now"),
+    )
+    .returning(
+        events.c.id,
+        events.c.tenant_id,
+        events.c.integration_id,
+        events.c.event_type,
+        events.c.payload_ref,
+        events.c.attempts,
+    )
+)
+"""Built once, as the payloads' ``SELECT``: building them cost more than running them, for every batch."""
+
+_PAYLOADS = sa.select(published_events.c.id, published_events.c.data, published_events.c.occurred_at).where(
+    published_events.c.id.in_(sa.bindparam("refs", expanding=True))
+)
+
+
 def _claim(
     runtime: Runtime, event_ids: list[str], token: str
 ) -> tuple[list[_Claimed], dict[str, Integration], dict[str, _Payload]]:
@@ -107,27 +137,8 @@ def _claim(
     lease_until = now + timedelta(seconds=runtime.config.lease_seconds)
     with runtime.engine.begin() as conn:
         rows = conn.execute(
-            events.update()
-            .where(
-                events.c.id.in_(event_ids),
-                events.c.status == "queued",
-                sa.or_(events.c.next_attempt_at.is_(None), events.c.next_attempt_at <= now + timedelta(seconds=1)),
-            )
-            .values(
-                status="processing",
-                lease_token=token,
-                lease_expires_at=lease_until,
-                attempts=events.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(
-                events.c.id,
-                events.c.tenant_id,
-                events.c.integration_id,
-                events.c.event_type,
-                events.c.payload_ref,
-                events.c.attempts,
-            )
+            _CLAIM,
+            {"ids": event_ids, "due": now + timedelta(seconds=1), "token": token, "until": lease_until, "now": now},
         ).all()
         claimed = [_Claimed(*row) for row in rows]
         integration_ids = {c.integration_id for c in claimed}
@@ -136,14 +147,7 @@ def _claim(
             for i in integration_rows.get_integrations_by_ids(conn, integration_ids, with_synchronizations=False)
         }
         refs = list({c.payload_ref for c in claimed})
-        payloads = {
-            row.id: _Payload(row.data, row.occurred_at)
-            for row in conn.execute(
-                sa.select(published_events.c.id, published_events.c.data, published_events.c.occurred_at).where(
-                    published_events.c.id.in_(refs)
-                )
-            )
-        }
+        payloads = {row.id: _Payload(row.data, row.occurred_at) for row in conn.execute(_PAYLOADS, {"refs": refs})}
     return claimed, by_id, payloads
 
 
@@ -267,6 +271,26 @@ def _settle(
             outcome.error = f"gave up after {attempts}; last error: {outcome.error}"
 
 
+_SUCCEEDED = (
+    events.update()
+    .where(
+        events.c.id.in_(sa.bindparam("ids", expanding=True)),
+        events.c.lease_token == sa.bindparam("token"),
+        events.c.status == "processing",
+    )
+    .values(
+        status="succeeded",
+        last_error=None,
+        next_attempt_at=None,
+        completed_at=sa.bindparam("now"),
+        lease_token=None,
+        lease_expires_at=None,
+        updated_at=sa.bindparam("now"),
+    )
+)
+_ALIVE = sa.select(events.c.id).where(events.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], token: str) -> list[str]:
     """Write every outcome in one transaction; successes (the common case) in a single statement.
 
@@ -294,11 +318,7 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
     ]
     with runtime.engine.begin() as conn:
         if succeeded:
-            conn.execute(
-                events.update()
-                .where(events.c.id.in_(succeeded), *owned)
-                .values(status="succeeded", last_error=None, next_attempt_at=None, completed_at=now, **done)
-            )
+            conn.execute(_SUCCEEDED, {"ids": succeeded, "token": token, "now": now})
         if others:
             conn.execute(
                 events.update()
@@ -320,11 +340,7 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
                 .values(status="queued", attempts=events.c.attempts - 1, next_attempt_at=now, dispatched_at=now, **done)
             )
         if logs:  # an event deleted meanwhile (with its integration) keeps no logs
-            alive = set(
-                conn.execute(sa.select(events.c.id).where(events.c.id.in_({row["event_id"] for row in logs})))
-                .scalars()
-                .all()
-            )
+            alive = set(conn.execute(_ALIVE, {"ids": list({row["event_id"] for row in logs})}).scalars())
             logs = [row for row in logs if row["event_id"] in alive]
         if logs:
             insert_rows(conn, communication_logs, logs)

@@ -11,13 +11,13 @@ hand-off per row with the sync's reading thread (a quarter more records a second
 
 from __future__ import annotations
 
-import json
 import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
 from interlink.store.tables import UTCDateTime
@@ -41,6 +41,14 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
         conn.execute(table.insert(), list(rows))
 
 
+_encoder = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> str:
+    """A JSON column's value as ``COPY`` text: the JSON ``json.dumps`` writes, several times faster."""
+    return _encoder.encode(value).decode()
+
+
 def _copy(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     names = list(rows[0])
     columns = [table.c[name] for name in names]
@@ -50,9 +58,7 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]
     try:
         with cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row(
-                    [json.dumps(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names]
-                )
+                copy.write_row([_json(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names])
     except conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
         raise sa.exc.IntegrityError(statement, None, exc) from exc
 
