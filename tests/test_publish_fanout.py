@@ -1,8 +1,9 @@
 """Fan-out and the publish writer: what a publish sees of integration changes made just before it.
 
-The writer thread keeps one connection between groups and reads the fan-out targets in each
-transaction (no cache), so a change committed before a publish, by this process or another one on the
-same database, is honoured by that publish.
+The writer thread keeps one connection between groups. On SQLite it reads the fan-out targets in each
+transaction; on PostgreSQL it remembers them, and its ``INSERT`` checks them against the tables in the
+same statement (writing again after a fresh read if they changed). Either way a change committed before
+a publish, by this process or another one on the same database, is honoured by that publish.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from interlink.config import Config
 from interlink.integrations import IntegrationChanges, NewIntegration, create_integration, update_integration
 from interlink.pipeline import publish
+from interlink.pipeline.fanout import GUARD, fanout_rows, fingerprint
 from interlink.pipeline.publish import EventIn
 from interlink.runtime import Runtime
 from interlink.store.integrations import Synchronization
@@ -119,3 +121,29 @@ def test_the_writer_recovers_when_its_connection_is_cut(pg_runtime: Runtime, pg_
     assert killed >= 1
     assert _targets(runtime, tenant_id) == {integration}  # the group fails once, is retried, succeeds
     assert _targets(runtime, tenant_id) == {integration}  # and the writer works on a fresh connection
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_guard_reads_the_tables_as_the_writer_fingerprints_them(pg_runtime: Runtime) -> None:
+    """Same rows, same text: ordering (code points on both sides) and separators in event types included."""
+    runtime = pg_runtime
+    tenant_id = _tenant(runtime)
+    types = ["order.created", "\u00e9t\u00e9.paid", "a,b", "a b:1", "Zed", "zed", "a"]
+    _custom(runtime, tenant_id, *types[:4])
+    _custom(runtime, tenant_id, *types[2:])
+    guard = "SELECT " + GUARD.format(tenant="%(tenant)s", types="%(types)s", fingerprint="%(fingerprint)s")
+    with runtime.engine.connect() as conn:
+        rows = fanout_rows(conn, tenant_id, types)
+        assert len(rows) == 9
+
+        def fresh(remembered: list[tuple[str, str, str]], wanted: list[str]) -> bool:
+            values = {"tenant": tenant_id, "types": wanted, "fingerprint": fingerprint(remembered)}
+            return bool(conn.exec_driver_sql(guard, values).scalar())
+
+        assert fresh(rows, types)
+        assert fresh(list(reversed(rows)), types)
+        assert not fresh(rows[1:], types)
+        assert fresh([r for r in rows if r[2] == "a,b"], ["a,b"])
+        assert not fresh([r for r in rows if r[2] == "a,b"], ["a,b", "a"])
+        assert fresh([], ["nothing.subscribed"])

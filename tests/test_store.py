@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from cryptography.fernet import Fernet
 
-from interlink.ids import new_id
+from interlink.ids import new_id, new_ids
 from interlink.runtime import Runtime
 from interlink.secrets import MASK, KeyRing, SecretKeyError, mask_settings, merge_settings, redact
 from interlink.store import create_engine, is_up_to_date, migrate
@@ -57,6 +58,25 @@ def test_ids_are_prefixed_and_time_ordered() -> None:
     assert len(earlier) == len("int_") + 26
     assert earlier < later
     assert len({new_id("evt") for _ in range(1000)}) == 1000
+
+
+def test_ids_made_after_a_fork_differ_from_the_parents() -> None:
+    """Random bytes are drawn in stock: a forked child (a worker process) must not reuse the parent's."""
+    new_ids("evt", 3, now_ms=1)  # the parent has a stock now
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, then out at once
+        os.write(writer, " ".join(new_ids("evt", 50, now_ms=1)).encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = set(new_ids("evt", 50, now_ms=1))
+    assert len(child) == 50
+    assert len(parent) == 50
+    assert not child & parent
+    assert len(set(new_ids("evt", 5000))) == 5000
 
 
 def test_key_rotation_keeps_old_secrets_readable(tmp_path: Path) -> None:

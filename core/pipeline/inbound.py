@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from interlink.ids import new_ids
-from interlink.pipeline.publish import EventIn, dump_json, fanout_targets, new_event_row, payload_row
+from interlink.pipeline.fanout import fanout_targets
+from interlink.pipeline.publish import EventIn, dump_json, new_event_row, payload_row
 from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, published_events
