@@ -77,7 +77,7 @@ class Pipeline:
             max_retries=0,
             time_limit=int(runtime.config.lease_seconds * 1000),
         )(process_hook)
-        self.coalescer = Coalescer(runtime, send_batch=BATCH_SIZE)
+        self.coalescer = Coalescer(runtime)
         self._worker: dramatiq.Worker | None = None
         self._reaper: Reaper | None = None
         self._scheduler: Scheduler | None = None
