@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from interlink.config import Config
 from interlink.integrations import IntegrationChanges, NewIntegration, create_integration, update_integration
 from interlink.pipeline import publish
-from interlink.pipeline.fanout import GUARD, fanout_rows, fingerprint
-from interlink.pipeline.publish import EventIn
+from interlink.pipeline.fanout import GUARD, TargetCache, fanout_rows, fingerprint
+from interlink.pipeline.publish import EventIn, PublishRequest, commit_requests
 from interlink.runtime import Runtime
 from interlink.store.integrations import Synchronization
 from interlink.store.tenants import create_tenant
@@ -147,3 +147,44 @@ def test_the_guard_reads_the_tables_as_the_writer_fingerprints_them(pg_runtime: 
         assert fresh([r for r in rows if r[2] == "a,b"], ["a,b"])
         assert not fresh([r for r in rows if r[2] == "a,b"], ["a,b", "a"])
         assert fresh([], ["nothing.subscribed"])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_group_of_two_tenants_is_written_from_memory_until_one_of_them_changes(pg_runtime: Runtime) -> None:
+    """The writer's path: remembered targets, one guard per tenant in one statement, a stale one re-read."""
+    runtime = pg_runtime
+    with runtime.engine.begin() as conn:
+        first_tenant = create_tenant(conn, "first")[0].id
+        second_tenant = create_tenant(conn, "second")[0].id
+    first = _custom(runtime, first_tenant, "order.created")
+    second = _custom(runtime, second_tenant, "order.created", "order.paid")
+    cache = TargetCache()
+
+    def group() -> list[set[str]]:
+        requests = [
+            PublishRequest(first_tenant, [EventIn("order.created", {"n": 1})], None),
+            PublishRequest(second_tenant, [EventIn("order.created", {"n": 2}), EventIn("order.paid", {})], None),
+        ]
+        with runtime.engine.connect() as conn:
+            results, _ = commit_requests(runtime, requests, conn.execution_options(isolation_level="AUTOCOMMIT"), cache)
+        return [set(p.deliveries) for result in results for p in result]
+
+    def integrations_of(delivery_ids: set[str]) -> set[str]:
+        with runtime.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT integration_id FROM events WHERE id = ANY(:ids)"), {"ids": list(delivery_ids)}
+            )
+            return {row[0] for row in rows}
+
+    for _ in range(2):  # read, then from memory
+        found = group()
+        assert [integrations_of(ids) for ids in found] == [{first}, {second}, {second}]
+    assert cache.rows(second_tenant, ["order.paid"]) == [(second, "custom", "order.paid")]
+    update_integration(runtime, second_tenant, second, IntegrationChanges(enabled=False))
+    third = _custom(runtime, first_tenant, "order.created")
+    found = group()
+    assert [integrations_of(ids) for ids in found] == [{first, third}, set(), set()]
+    with runtime.engine.connect() as conn:
+        written = conn.execute(sa.text("SELECT count(*) FROM published_events")).scalar_one()
+    assert written == 9  # three groups of three: the stale attempt wrote nothing
