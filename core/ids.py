@@ -82,14 +82,26 @@ def _random_parts(count: int) -> list[str]:
     return parts
 
 
+_last_time: tuple[int, str] = (-1, "")
+"""The last millisecond encoded, and its text: ids made in the same millisecond share it."""
+
+
+def _time_text(ms: int) -> str:
+    global _last_time
+    last = _last_time
+    if last[0] != ms:
+        last = _last_time = (ms, _encode(ms, 10))
+    return last[1]
+
+
 def new_id(prefix: str, *, now_ms: int | None = None) -> str:
     """A new id ``<prefix>_<26 chars>``: 48 bits of milliseconds then 80 random bits, so ids sort by time."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return f"{prefix}_{_encode(ms, 10)}{_random_parts(1)[0]}"
+    return f"{prefix}_{_time_text(ms)}{_random_parts(1)[0]}"
 
 
 def new_ids(prefix: str, count: int, *, now_ms: int | None = None) -> list[str]:
     """``count`` new ids as :func:`new_id` makes them, all in the same millisecond (cheaper in bulk)."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    head = f"{prefix}_{_encode(ms, 10)}"
+    head = f"{prefix}_{_time_text(ms)}"
     return [head + tail for tail in _random_parts(count)] if count > 0 else []

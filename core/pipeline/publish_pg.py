@@ -28,30 +28,60 @@ from interlink.store.tables import event_counts, events, published_events
 __all__ = ["insert_published"]
 
 _COUNT_NAMES = ("integration_id", "hour", "tenant_id", "count")
-_StatementKey = tuple[tuple[str, ...], int, tuple[str, ...], int, int, int]
-_statements: dict[_StatementKey, str] = {}
+_Shape = tuple[tuple[str, ...], tuple[bool, ...], int]
+"""A table's part of the statement: its columns, which of them one value serves for every row, its row count."""
+_statements: dict[tuple[_Shape, _Shape, int, int], str] = {}
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 Guard = tuple[str, list[str], str]
 """``(tenant_id, event types, fingerprint)``: the fan-out the rows were built from (see ``fanout.GUARD``)."""
 
 
-def _insert(table: sa.Table, names: Sequence[str], rows: int, numbers: count[int], guarded: bool) -> str:
-    if not guarded:
-        values = ", ".join("(" + ", ".join(f"${next(numbers)}" for _ in names) + ")" for _ in range(rows))
-        return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES {values}"  # noqa: S608
-    # INSERT ... SELECT, so that a stale fan-out inserts nothing; typed, as a bare VALUES list is not
-    types = [table.c[name].type.compile(dialect=_DIALECT) for name in names]
-    values = ", ".join("(" + ", ".join(f"${next(numbers)}::{t}" for t in types) + ")" for _ in range(rows))
-    return (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
-        f"SELECT * FROM (VALUES {values}) AS v WHERE (SELECT fresh FROM guard)"
+def _shape(rows: Sequence[Mapping[str, Any]]) -> _Shape:
+    """The columns, and those whose value is the same in every row (the group's time, its statuses...)."""
+    names = tuple(rows[0]) if rows else ()
+    first = rows[0] if rows else {}
+    shared = tuple(
+        all(row[n] is first[n] or (type(row[n]) is type(first[n]) and row[n] == first[n]) for row in rows)
+        for n in names
     )
+    if len(rows) > 1 and all(shared):  # never one row for many
+        shared = (False,) * len(names)
+    return names, shared, len(rows)
 
 
-def _statement(key: _StatementKey) -> str:
+def _values(rows: Sequence[Mapping[str, Any]], shape: _Shape) -> list[Any]:
+    """``rows``' parameters in :func:`_insert`'s order: the shared values once, then each row's others."""
+    names, shared, _ = shape
+    once = [n for n, same in zip(names, shared, strict=True) if same]
+    each = [n for n, same in zip(names, shared, strict=True) if not same]
+    values = [rows[0][n] for n in once]
+    values += [row[n] for row in rows for n in each]
+    return values
+
+
+def _insert(table: sa.Table, shape: _Shape, numbers: count[int], guarded: bool) -> str:
+    """``INSERT ... SELECT`` from a typed ``VALUES`` list, a value shared by every row bound once.
+
+    A ``SELECT``, so that a stale fan-out inserts nothing; typed, as a bare ``VALUES`` list is not. Binding
+    the group's time, statuses and empty columns once (not once a row) keeps the statement's parameters
+    to a third, which psycopg dumps and PostgreSQL parses one by one.
+    """
+    names, shared, rows = shape
+    types = {name: table.c[name].type.compile(dialect=_DIALECT) for name in names}
+    select = {n: f"${next(numbers)}::{types[n]}" for n, same in zip(names, shared, strict=True) if same}
+    each = [n for n in names if n not in select]
+    source = ""
+    if each:
+        values = ", ".join("(" + ", ".join(f"${next(numbers)}::{types[n]}" for n in each) + ")" for _ in range(rows))
+        source = f" FROM (VALUES {values}) AS v ({', '.join(each)})"
+    columns = ", ".join(select.get(n, f"v.{n}") for n in names)
+    where = " WHERE (SELECT fresh FROM guard)" if guarded else ""
+    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {columns}{source}{where}"
+
+
+def _statement(payloads: _Shape, deliveries: _Shape, buckets: int, guards: int) -> str:
     """The payloads, the deliveries and their buckets' counts; behind the fan-out guards if there are any."""
-    payload_names, payloads, event_names, rows, buckets, guards = key
     numbers = count(1)
     parts = []
     if guards:
@@ -60,14 +90,15 @@ def _statement(key: _StatementKey) -> str:
             for _ in range(guards)
         )
         parts.append(f"guard AS (SELECT {checks} AS fresh)")
-    insert_payloads = _insert(published_events, payload_names, payloads, numbers, bool(guards))
-    if not rows and not guards:
+    insert_payloads = _insert(published_events, payloads, numbers, bool(guards))
+    if not deliveries[2] and not guards:
         return insert_payloads
     parts.append(f"payloads AS ({insert_payloads})")
-    if rows:
-        parts.append(f"deliveries AS ({_insert(events, event_names, rows, numbers, bool(guards))})")
+    if deliveries[2]:
+        parts.append(f"deliveries AS ({_insert(events, deliveries, numbers, bool(guards))})")
+        counts_shape = (_COUNT_NAMES, (False,) * len(_COUNT_NAMES), buckets)
         counts = (
-            _insert(event_counts, _COUNT_NAMES, buckets, numbers, bool(guards))
+            _insert(event_counts, counts_shape, numbers, bool(guards))
             + " ON CONFLICT (integration_id, hour) DO UPDATE SET count = event_counts.count + excluded.count"
         )
         if not guards:
@@ -90,17 +121,16 @@ def insert_published(
     if not payload_rows:
         return True
     buckets = bucket_counts(event_rows)
-    payload_names = tuple(payload_rows[0])
-    event_names = tuple(event_rows[0]) if event_rows else ()
-    key = (payload_names, len(payload_rows), event_names, len(event_rows), len(buckets), len(guards))
+    payloads, deliveries = _shape(payload_rows), _shape(event_rows)
+    key = (payloads, deliveries, len(buckets), len(guards))
     statement = _statements.get(key)
     if statement is None:
-        statement = _statement(key)
+        statement = _statement(*key)
         if len(_statements) < 1000:
             _statements[key] = statement
     params: list[Any] = [value for guard in guards for value in guard]
-    params += [row[n] for row in payload_rows for n in payload_names]
-    params += [row[n] for row in event_rows for n in event_names]
+    params += _values(payload_rows, payloads)
+    params += _values(event_rows, deliveries)
     params += [value for bucket in buckets for value in bucket]
     dbapi_connection: Any = conn.connection.dbapi_connection
     try:
