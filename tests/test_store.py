@@ -133,6 +133,46 @@ def test_bulk_insert_on_sqlite_splits_at_the_variable_limit_and_keeps_zones(tmp_
     engine.dispose()
 
 
+def test_bulk_insert_on_sqlite_binds_shared_values_once_and_stores_every_row_as_given(tmp_path: Path) -> None:
+    """Columns alike in every row are bound once: what is stored is still each row's own values."""
+    import sqlite3
+
+    from interlink.pipeline.publish import payload_row
+    from interlink.store.bulk import insert_rows
+    from interlink.store.tables import published_events, tenants
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate(engine)
+    now = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    rows = [
+        {
+            **payload_row(
+                f"pub_{n:03d}", "tnt_1", f"ext_{n}" if n % 2 else None, "order.created", None, "{}", None, now
+            ),
+            "size_bytes": True if n == 7 else 1,  # equal to 1, but not the same type: not shared
+            "occurred_at": now if n < 40 else now.replace(second=n),
+        }
+        for n in range(50)
+    ]
+    executed: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(tenants.insert().values(id="tnt_1", name="t", token_hash="h" * 64, created_at=now))
+        dbapi = conn.connection.dbapi_connection
+        dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20)  # type: ignore[union-attr]
+        dbapi.set_trace_callback(executed.append)  # type: ignore[union-attr]
+        insert_rows(conn, published_events, rows)
+        dbapi.set_trace_callback(None)  # type: ignore[union-attr]
+    inserts = [text for text in executed if text.startswith("INSERT INTO published_events")]
+    assert len(inserts) > 1  # split at the limit, the shared values bound in each statement
+    assert all(" SELECT " in text and "FROM (VALUES" in text for text in inserts)
+    with engine.connect() as conn:
+        stored = {row.id: row for row in conn.execute(sa.select(published_events))}
+    assert len(stored) == 50
+    for row in rows:
+        assert {k: getattr(stored[row["id"]], k) for k in row} == {**row, "size_bytes": 1}
+    engine.dispose()
+
+
 def test_the_reaper_finds_its_rows_through_the_partial_indexes(tmp_path: Path) -> None:
     """Most events have no lease and no due time: those indexes hold only the rows that do (``IS NOT NULL``).
 
