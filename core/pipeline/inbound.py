@@ -6,7 +6,7 @@ A record from a sync (and a vendor's webhook) is stored once in the payload stor
 source integration itself, already ``succeeded``, so it shows in that integration's event log and stats.
 
 A sync hands its records over already serialised (:class:`InboundRecord`): checking that a record is JSON
-and storing it is then one serialisation (:func:`interlink.pipeline.publish.dump_json`), not three.
+and storing it is then one serialisation (:func:`interlink.jsontext.dump_json`), not three.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from interlink.ids import new_ids
+from interlink.jsontext import dump_json
 from interlink.pipeline.fanout import fanout_targets
-from interlink.pipeline.publish import EventIn, dump_json, new_event_row, payload_row
+from interlink.pipeline.publish import EventIn, new_event_row, payload_row
 from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
 from interlink.store.tables import events, published_events

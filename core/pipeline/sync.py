@@ -27,11 +27,12 @@ import msgspec
 import sqlalchemy as sa
 
 from interlink import notifications
+from interlink.jsontext import dump_json
 from interlink.manifest import Manifest
 from interlink.pipeline.context import ConnectorCall, connector_call
 from interlink.pipeline.failures import classify_failure
 from interlink.pipeline.inbound import InboundRecord, write_records
-from interlink.pipeline.publish import MAX_TYPE_LENGTH, dump_json, parse_time
+from interlink.pipeline.publish import MAX_TYPE_LENGTH, parse_time
 from interlink.secrets import SecretKeyError
 from interlink.store import integrations as integration_rows
 from interlink.store.bulk import insert_rows

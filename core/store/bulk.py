@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 
+from interlink.jsontext import dump_json
 from interlink.store.tables import UTCDateTime
 
 __all__ = ["insert_rows"]
@@ -44,14 +44,6 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str
         conn.execute(table.insert(), list(rows))
 
 
-_encoder = msgspec.json.Encoder()
-
-
-def _json(value: Any) -> str:
-    """A JSON column's value as ``COPY`` text: the JSON ``json.dumps`` writes, several times faster."""
-    return _encoder.encode(value).decode()
-
-
 def _copy(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
     names = list(rows[0])
     columns = [table.c[name] for name in names]
@@ -61,7 +53,9 @@ def _copy(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]
     try:
         with cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([_json(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names])
+                copy.write_row(
+                    [dump_json(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names]
+                )
     except conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
         raise sa.exc.IntegrityError(statement, None, exc) from exc
 
