@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql
 
 from interlink.pipeline.fanout import GUARD
 from interlink.stats import bucket_counts
+from interlink.store.bulk import shared_columns
 from interlink.store.tables import event_counts, events, published_events
 
 __all__ = ["insert_published"]
@@ -40,14 +41,8 @@ Guard = tuple[str, list[str], str]
 def _shape(rows: Sequence[Mapping[str, Any]]) -> _Shape:
     """The columns, and those whose value is the same in every row (the group's time, its statuses...)."""
     names = tuple(rows[0]) if rows else ()
-    first = rows[0] if rows else {}
-    shared = tuple(
-        all(row[n] is first[n] or (type(row[n]) is type(first[n]) and row[n] == first[n]) for row in rows)
-        for n in names
-    )
-    if len(rows) > 1 and all(shared):  # never one row for many
-        shared = (False,) * len(names)
-    return names, shared, len(rows)
+    shared = shared_columns(rows, names)
+    return names, tuple(name in shared for name in names), len(rows)
 
 
 def _values(rows: Sequence[Mapping[str, Any]], shape: _Shape) -> list[Any]:
@@ -70,14 +65,14 @@ def _insert(table: sa.Table, shape: _Shape, numbers: count[int], guarded: bool) 
     names, shared, rows = shape
     types = {name: table.c[name].type.compile(dialect=_DIALECT) for name in names}
     select = {n: f"${next(numbers)}::{types[n]}" for n, same in zip(names, shared, strict=True) if same}
-    each = [n for n in names if n not in select]
-    source = ""
-    if each:
-        values = ", ".join("(" + ", ".join(f"${next(numbers)}::{types[n]}" for n in each) + ")" for _ in range(rows))
-        source = f" FROM (VALUES {values}) AS v ({', '.join(each)})"
+    each = [n for n in names if n not in select]  # never empty: rows all alike share nothing
+    values = ", ".join("(" + ", ".join(f"${next(numbers)}::{types[n]}" for n in each) + ")" for _ in range(rows))
     columns = ", ".join(select.get(n, f"v.{n}") for n in names)
     where = " WHERE (SELECT fresh FROM guard)" if guarded else ""
-    return f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {columns}{source}{where}"
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {columns}"  # noqa: S608
+        f" FROM (VALUES {values}) AS v ({', '.join(each)}){where}"
+    )
 
 
 def _statement(payloads: _Shape, deliveries: _Shape, buckets: int, guards: int) -> str:

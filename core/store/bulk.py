@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import operator
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from interlink.jsontext import dump_json
 from interlink.store.tables import UTCDateTime
 
-__all__ = ["insert_rows"]
+__all__ = ["insert_rows", "shared_columns"]
 
 _Processor = Callable[[Any], Any]
+_Key = TypeVar("_Key", bound=Hashable)
 _Compiled = tuple[str, tuple[str, ...], list[_Processor | None]]
 _statements: dict[tuple[str, str, tuple[str, ...]], _Compiled | None] = {}
 
@@ -87,7 +88,7 @@ def _insert_values(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     errors: type[Exception] = conn.dialect.loaded_dbapi.Error
     head, _, _ = statement.partition(" VALUES ")
-    shared = _shared_columns(params)
+    shared = shared_columns(params, range(len(names)))
     once = [value for i, value in enumerate(params[0]) if i in shared]
     each = [i for i in range(len(names)) if i not in shared]
     row_marks = "(" + ", ".join("?" * len(each)) + ")"
@@ -110,21 +111,26 @@ def _insert_values(conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[
         cursor.close()
 
 
-def _shared_columns(params: list[list[Any]]) -> set[int]:
-    """The positions whose value is the same in every row (a batch's time, its tenant, its empty columns).
+def shared_columns(rows: Sequence[Any], keys: Iterable[_Key]) -> set[_Key]:
+    """The keys whose value is the same in every one of ``rows`` (a batch's time, its tenant, its empty columns).
 
-    Bound once in the statement instead of once a row: binding is most of what ``sqlite3`` does for a
-    wide row (a sync's inbound event has seventeen columns, three of them its own).
+    Bound once in a statement instead of once a row: binding is most of what a driver does for a wide row
+    (a sync's inbound event has seventeen columns, three of them its own). Equal values of different types
+    (``True`` and ``1``) are not the same. Fewer than two rows, or rows all alike, share nothing: each row
+    stays a row.
     """
-    if len(params) < 2:
+    if len(rows) < 2:
         return set()
-    first = params[0]
+    first = rows[0]
+    keys = list(keys)
     shared = {
-        i
-        for i, value in enumerate(first)
-        if all(row[i] is value or (type(row[i]) is type(value) and row[i] == value) for row in params)
+        key
+        for key in keys
+        if all(
+            row[key] is first[key] or (type(row[key]) is type(first[key]) and row[key] == first[key]) for row in rows
+        )
     }
-    return shared if len(shared) < len(first) else set()  # rows all alike: keep them all
+    return shared if len(shared) < len(keys) else set()
 
 
 def _compiled(dialect: sa.Dialect, table: sa.Table, names: tuple[str, ...]) -> _Compiled | None:
