@@ -21,12 +21,12 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, unquote_plus, urlsplit, urlunsplit
 
 import httpx
@@ -193,12 +193,7 @@ class RecordingClient(httpx.Client):
         four ``Headers`` objects a request, more CPU than sending it on a kept-alive connection.
         """
         if isinstance(url, str):
-            parsed = self._urls.get(url)
-            if parsed is None:
-                if len(self._urls) >= 256:
-                    self._urls.clear()
-                parsed = self._urls[url] = httpx.URL(url)
-            url = parsed
+            url = _remember(self._urls, url, httpx.URL)
         headers = kwargs.get("headers")
         content = kwargs.get("content")
         if (
@@ -388,12 +383,7 @@ class RecordingClient(httpx.Client):
         }
 
     def _mask_url(self, url: httpx.URL) -> str:
-        masked = self._masked_urls.get(url)
-        if masked is None:
-            if len(self._masked_urls) >= 256:
-                self._masked_urls.clear()
-            masked = self._masked_urls[url] = self._masked_url(url)
-        return masked
+        return _remember(self._masked_urls, url, self._masked_url)
 
     def _masked_url(self, url: httpx.URL) -> str:
         parts = urlsplit(str(url))
@@ -405,6 +395,21 @@ class RecordingClient(httpx.Client):
             f"{k}={MASK}" if eq and sensitive_header(unquote_plus(k)) else k + eq + v for k, eq, v in params
         )
         return redact(urlunsplit(parts._replace(netloc=netloc, query=query)), self._secrets)
+
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, make: Callable[[_K], _V]) -> _V:
+    """``cache[key]``, made by ``make`` the first time; the cache starts over past 256 entries (a client
+    talks to a few URLs all day, so it stays small without an eviction policy)."""
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= 256:
+            cache.clear()
+        value = cache[key] = make(key)
+    return value
 
 
 def _merged_headers(defaults: list[tuple[bytes, bytes]], given: dict[Any, Any]) -> list[tuple[bytes, bytes]] | None:
