@@ -56,7 +56,8 @@ ONE_STATEMENT_BELOW = 100
 """On PostgreSQL, fewer published events than this go in with one ``INSERT`` (both tables); more, with ``COPY``."""
 MAX_TYPE_LENGTH = 200
 SEND_EVERY = 0.01
-"""Seconds between two messages of published ids to the broker while ids keep coming (fewer if one fills)."""
+"""Seconds at least between two sends of published ids to the broker while ids keep coming (a send: one
+message per 50 ids)."""
 
 
 @dataclass(frozen=True)
