@@ -82,7 +82,12 @@ def fingerprint(rows: Iterable[TargetRow]) -> str:
 
 
 class TargetCache:
-    """The fan-out rows last read, by tenant and event type; used by one thread (the group writer)."""
+    """The fan-out rows last read, by tenant and event type.
+
+    Filled by the group writer thread, read by it and by the event loops' writers: an entry is replaced
+    whole, never changed in place, and whatever mix of old and new entries a reader gets, the guard of the
+    statement built from them checks exactly those against the tables.
+    """
 
     def __init__(self, max_entries: int = 10_000) -> None:
         self._rows: dict[tuple[str, str], list[TargetRow]] = {}

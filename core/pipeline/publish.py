@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from interlink.ids import new_id
 from interlink.jsontext import dump_json
 from interlink.manifest import FieldError
 from interlink.pipeline.fanout import TargetCache, TargetRow, fanout_rows, fingerprint, targets_by_type
+from interlink.pipeline.publish_loop import LoopWriter
 from interlink.pipeline.publish_pg import Guard, insert_published
 from interlink.stats import count_events
 from interlink.store.bulk import insert_rows
@@ -222,19 +225,10 @@ def _write(
     cache: TargetCache | None = None,
 ) -> tuple[list[list[Published]], list[str]]:
     now = datetime.now(UTC)
-    payload_rows: list[dict[str, Any]] = []
-    event_rows: list[dict[str, Any]] = []
-    ids_by_tenant: dict[str, list[str]] = {}
-    types_by_key: dict[tuple[str, str | None], set[str]] = {}
-    for request in requests:
-        ids = ids_by_tenant.setdefault(request.tenant_id, [])
-        ids.extend(e.id for e in request.batch if e.id is not None)
-        types_by_key.setdefault((request.tenant_id, request.source_integration_id), set()).update(
-            e.type for e in request.batch
-        )
+    ids_by_tenant, types_by_key = _keys(requests)
     with runtime.engine.begin() if conn is None else _begin(conn) as tx:
         known = {t: _existing(tx, t, ids) for t, ids in ids_by_tenant.items()}
-        one_statement = tx.dialect.name == "postgresql" and sum(len(r.batch) for r in requests) < ONE_STATEMENT_BELOW
+        one_statement = tx.dialect.name == "postgresql" and _size(requests) < ONE_STATEMENT_BELOW
         remembered = _remembered(cache, types_by_key) if cache is not None and one_statement else None
         guards: list[Guard] = []
         if remembered is None:
@@ -244,35 +238,105 @@ def _write(
                     cache.remember(key[0], types, rows[key])
         else:
             rows, guards = remembered
-        targets = {key: targets_by_type(runtime, found, key[1]) for key, found in rows.items()}
-        results = _build_all(requests, known, targets, now, payload_rows, event_rows)
+        group = _group_rows(runtime, requests, known, rows, guards, now)
         if one_statement:
-            if not insert_published(tx, payload_rows, event_rows, guards):  # and their counts
+            if not insert_published(tx, group.payload_rows, group.event_rows, guards):  # and their counts
                 raise _StaleTargets
         else:
             assert tx.get_execution_options().get("isolation_level") != "AUTOCOMMIT", "several statements"
-            insert_rows(tx, published_events, payload_rows)
-            insert_rows(tx, events, event_rows)
-            count_events(tx, event_rows)
-    return results, [row["id"] for row in event_rows]
+            insert_rows(tx, published_events, group.payload_rows)
+            insert_rows(tx, events, group.event_rows)
+            count_events(tx, group.event_rows)
+    return group.results, group.event_ids
+
+
+@dataclass
+class GroupRows:
+    """A group of publish requests as rows to insert, and what each request will be answered."""
+
+    results: list[list[Published]]
+    payload_rows: list[dict[str, Any]]
+    event_rows: list[dict[str, Any]]
+    guards: list[Guard]
+    """The fan-out the rows were built from, when it came from memory (see ``fanout.GUARD``)."""
+
+    @property
+    def event_ids(self) -> list[str]:
+        return [row["id"] for row in self.event_rows]
+
+
+def rows_from_memory(runtime: Runtime, requests: list[PublishRequest], cache: TargetCache) -> GroupRows | None:
+    """The group's rows built from the remembered fan-out, if nothing has to be read first (PostgreSQL).
+
+    ``None`` when something does: an external id (is it a duplicate?), a fan-out not remembered, or a group
+    too large for one statement.
+    """
+    if _size(requests) >= ONE_STATEMENT_BELOW or any(e.id is not None for r in requests for e in r.batch):
+        return None
+    _, types_by_key = _keys(requests)
+    remembered = _remembered(cache, types_by_key)
+    if remembered is None:
+        return None
+    rows, guards = remembered
+    known: dict[str, dict[str, str]] = {r.tenant_id: {} for r in requests}
+    return _group_rows(runtime, requests, known, rows, guards, datetime.now(UTC))
+
+
+def _size(requests: list[PublishRequest]) -> int:
+    return sum(len(r.batch) for r in requests)
+
+
+def _keys(
+    requests: list[PublishRequest],
+) -> tuple[dict[str, list[str]], dict[tuple[str, str | None], set[str]]]:
+    """The external ids of each tenant, and the event types of each (tenant, source integration)."""
+    ids_by_tenant: dict[str, list[str]] = {}
+    types_by_key: dict[tuple[str, str | None], set[str]] = {}
+    for request in requests:
+        ids = ids_by_tenant.setdefault(request.tenant_id, [])
+        ids.extend(e.id for e in request.batch if e.id is not None)
+        types_by_key.setdefault((request.tenant_id, request.source_integration_id), set()).update(
+            e.type for e in request.batch
+        )
+    return ids_by_tenant, types_by_key
+
+
+def _group_rows(
+    runtime: Runtime,
+    requests: list[PublishRequest],
+    known: dict[str, dict[str, str]],
+    rows: dict[tuple[str, str | None], list[TargetRow]],
+    guards: list[Guard],
+    now: datetime,
+) -> GroupRows:
+    targets = {key: targets_by_type(runtime, found, key[1]) for key, found in rows.items()}
+    group = GroupRows([], [], [], guards)
+    for r in requests:
+        targets_of = targets[(r.tenant_id, r.source_integration_id)]
+        group.results.append(build_rows(r, known[r.tenant_id], targets_of, now, group.payload_rows, group.event_rows))
+    return group
 
 
 def _remembered(
     cache: TargetCache, types_by_key: dict[tuple[str, str | None], set[str]]
 ) -> tuple[dict[tuple[str, str | None], list[TargetRow]], list[Guard]] | None:
-    """The fan-out rows of each key from ``cache``, and a guard per tenant; ``None`` if a type is not there."""
-    rows: dict[tuple[str, str | None], list[TargetRow]] = {}
+    """The fan-out rows of each key from ``cache``, and a guard per tenant; ``None`` if a type is not there.
+
+    Each tenant's rows are read from the cache once, and its guard's fingerprint is made of exactly those
+    rows: the cache is shared by the writer thread and the event loops' writers, and may change between
+    two reads.
+    """
     types_by_tenant: dict[str, set[str]] = {}
-    for key, types in types_by_key.items():
-        found = cache.rows(key[0], types)
-        if found is None:
+    for (tenant_id, _), types in types_by_key.items():
+        types_by_tenant.setdefault(tenant_id, set()).update(types)
+    found: dict[str, list[TargetRow]] = {}
+    for tenant_id, types in types_by_tenant.items():
+        tenant_rows = cache.rows(tenant_id, types)
+        if tenant_rows is None:
             return None
-        rows[key] = found
-        types_by_tenant.setdefault(key[0], set()).update(types)
-    guards = [
-        (tenant_id, sorted(types), fingerprint(cache.rows(tenant_id, types) or []))
-        for tenant_id, types in types_by_tenant.items()
-    ]
+        found[tenant_id] = tenant_rows
+    rows = {key: [row for row in found[key[0]] if row[2] in types] for key, types in types_by_key.items()}
+    guards = [(t, sorted(types), fingerprint(found[t])) for t, types in types_by_tenant.items()]
     return rows, guards
 
 
@@ -280,22 +344,6 @@ def _remembered(
 def _begin(conn: sa.Connection) -> Iterator[sa.Connection]:
     with conn.begin():
         yield conn
-
-
-def _build_all(
-    requests: list[PublishRequest],
-    known: dict[str, dict[str, str]],
-    targets: dict[tuple[str, str | None], dict[str, list[str]]],
-    now: datetime,
-    payload_rows: list[dict[str, Any]],
-    event_rows: list[dict[str, Any]],
-) -> list[list[Published]]:
-    return [
-        build_rows(
-            r, known[r.tenant_id], targets[(r.tenant_id, r.source_integration_id)], now, payload_rows, event_rows
-        )
-        for r in requests
-    ]
 
 
 def build_rows(
@@ -380,7 +428,9 @@ class Coalescer:
     so a 202 still means "stored"; a failure of the shared transaction is retried request by request.
     The committed ids go to the broker from a thread of their own, so that the next group's transaction
     does not wait for the broker's answer (ids committed meanwhile go in the same messages); what a crash
-    leaves unsent, the reaper sends.
+    leaves unsent, the reaper sends. On PostgreSQL, an event loop's publishes are committed by that loop
+    (:class:`~interlink.pipeline.publish_loop.LoopWriter`) when their fan-out is remembered; the writer
+    thread takes the rest.
     """
 
     def __init__(self, runtime: Runtime, max_events: int = 500) -> None:
@@ -394,6 +444,9 @@ class Coalescer:
         self._conn: sa.Connection | None = None
         self._sending: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
         self._sender: threading.Thread | None = None
+        self._loop_writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopWriter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def submit(self, request: PublishRequest) -> list[Published]:
         """Wait (blocking this thread) until the request's events are committed."""
@@ -404,24 +457,62 @@ class Coalescer:
     async def submit_async(self, request: PublishRequest) -> list[Published]:
         """Wait (without a thread) until the request's events are committed.
 
-        What an event loop submits in one pass over its ready callbacks reaches the writer at once, after
+        On PostgreSQL the event loop commits the group itself (:class:`LoopWriter`). Otherwise, what an
+        event loop submits in one pass over its ready callbacks reaches the writer thread at once, after
         that pass: the writer wakes once for those requests and commits them together, instead of starting
         a group with the first while the loop is still reading the others.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Published]] = loop.create_future()
-        waiting = self._by_loop.get(loop)
-        if waiting is None:
-            waiting = self._by_loop[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        waiting.append((request, _Waiter(future, loop)))
+        waiter = _Waiter(future, loop)
+        if self._runtime.engine.dialect.name == "postgresql":
+            writer = self._loop_writers.get(loop)
+            if writer is None:
+                writer = self._loop_writers[loop] = self._loop_writer(loop)
+            writer.submit(request, waiter)
+        else:
+            waiting = self._by_loop.get(loop)
+            if waiting is None:
+                waiting = self._by_loop[loop] = []
+                loop.call_soon(self._hand_over, loop)
+            waiting.append((request, waiter))
         return await future
+
+    def _loop_writer(self, loop: asyncio.AbstractEventLoop) -> LoopWriter:
+        """A writer for a loop seen for the first time; the connections of loops closed since are closed.
+
+        Why: an application may run a loop per task (``asyncio.run``); each would otherwise keep its
+        connection until the garbage collector finds the loop (then ``weakref.finalize`` closes it).
+        """
+        for old_loop, old_writer in list(self._loop_writers.items()):
+            if old_loop.is_closed():
+                old_writer.close()
+                self._loop_writers.pop(old_loop, None)
+        url = self._runtime.engine.url.set(drivername="postgresql")
+        writer = LoopWriter(
+            conninfo=url.render_as_string(hide_password=False),
+            prepare=functools.partial(rows_from_memory, self._runtime, cache=self._targets),
+            fall_back=self._put,
+            dispatch=self._send_later,
+            forget_targets=self._targets.forget,
+        )
+        weakref.finalize(loop, writer.close)
+        return writer
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         self._put(self._by_loop.pop(loop))
 
     def _put(self, requests: list[tuple[PublishRequest, _Waiter]]) -> None:
+        """Queue a group for the writer thread."""
+        self._start_threads()
         self._queue.put(requests)
+
+    def _send_later(self, ids: list[str]) -> None:
+        """Hand committed ids to the sender thread."""
+        self._start_threads()
+        self._sending.put(ids)
+
+    def _start_threads(self) -> None:
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -525,7 +616,10 @@ class Coalescer:
             self._conn = None
 
     def stop(self) -> None:
-        """Finish the groups queued, send their ids, and stop both threads."""
+        """Finish the groups queued, send their ids, and stop both threads; close the loops' connections."""
+        for writer in list(self._loop_writers.values()):
+            writer.close()
+        self._loop_writers.clear()
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=10)

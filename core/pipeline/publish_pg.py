@@ -102,6 +102,27 @@ def _statement(payloads: _Shape, deliveries: _Shape, buckets: int, guards: int) 
     return f"WITH {', '.join(parts)} SELECT fresh FROM guard"  # noqa: S608
 
 
+def published_statement(
+    payload_rows: Sequence[Mapping[str, Any]],
+    event_rows: Sequence[Mapping[str, Any]],
+    guards: Sequence[Guard] = (),
+) -> tuple[str, list[Any]]:
+    """The one statement (``$n`` placeholders) that :func:`insert_published` runs, and its parameters."""
+    buckets = bucket_counts(event_rows)
+    payloads, deliveries = _shape(payload_rows), _shape(event_rows)
+    key = (payloads, deliveries, len(buckets), len(guards))
+    statement = _statements.get(key)
+    if statement is None:
+        statement = _statement(*key)
+        if len(_statements) < 1000:
+            _statements[key] = statement
+    params: list[Any] = [value for guard in guards for value in guard]
+    params += _values(payload_rows, payloads)
+    params += _values(event_rows, deliveries)
+    params += [value for bucket in buckets for value in bucket]
+    return statement, params
+
+
 def insert_published(
     conn: sa.Connection,
     payload_rows: Sequence[Mapping[str, Any]],
@@ -115,18 +136,7 @@ def insert_published(
     """
     if not payload_rows:
         return True
-    buckets = bucket_counts(event_rows)
-    payloads, deliveries = _shape(payload_rows), _shape(event_rows)
-    key = (payloads, deliveries, len(buckets), len(guards))
-    statement = _statements.get(key)
-    if statement is None:
-        statement = _statement(*key)
-        if len(_statements) < 1000:
-            _statements[key] = statement
-    params: list[Any] = [value for guard in guards for value in guard]
-    params += _values(payload_rows, payloads)
-    params += _values(event_rows, deliveries)
-    params += [value for bucket in buckets for value in bucket]
+    statement, params = published_statement(payload_rows, event_rows, guards)
     dbapi_connection: Any = conn.connection.dbapi_connection
     try:
         with psycopg.RawCursor(dbapi_connection) as cursor:
