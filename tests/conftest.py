@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
@@ -73,6 +74,17 @@ def runtime(config: Config) -> Iterator[Runtime]:
     rt = Runtime.start(config)
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def two_pg_nodes(config: Config, postgres_url: str) -> Iterator[tuple[Runtime, Runtime]]:
+    """Two API nodes (two runtimes, two connection pools, two publish writers) on one PostgreSQL database."""
+    on_pg = dataclasses.replace(config, database_url=postgres_url)
+    first = Runtime.start(on_pg)
+    second = Runtime.start(on_pg)
+    yield first, second
+    second.close()
+    first.close()
 
 
 @pytest.fixture

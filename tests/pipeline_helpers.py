@@ -9,8 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from litestar.testing import TestClient
 
+from interlink.integrations import NewIntegration, create_integration
 from interlink.runtime import Runtime
+from interlink.store.integrations import Synchronization
 from interlink.store.tables import events
+from interlink.store.tenants import create_tenant
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
@@ -57,6 +60,27 @@ def create_custom(
     assert response.status_code == 201, response.text
     integration: dict[str, Any] = response.json()["integration"]
     return integration
+
+
+def new_tenant(runtime: Runtime, name: str = "acme") -> str:
+    """A tenant made in the store directly; its id."""
+    with runtime.engine.begin() as conn:
+        tenant, _token = create_tenant(conn, name)
+    return tenant.id
+
+
+def custom_for(runtime: Runtime, tenant_id: str, *event_types: str) -> str:
+    """A ``custom`` integration (made through the core, not the API) delivering ``event_types``; its id."""
+    integration, _secret = create_integration(
+        runtime,
+        tenant_id,
+        NewIntegration(
+            service="custom",
+            settings={"url": "http://127.0.0.1:9/hook"},
+            synchronizations=[Synchronization(t, True) for t in event_types],
+        ),
+    )
+    return integration.id
 
 
 def publish(client: TestClient, auth: dict[str, str], body: dict[str, Any]) -> list[str]:  # type: ignore[type-arg]

@@ -15,32 +15,13 @@ import pytest
 import sqlalchemy as sa
 
 from interlink.config import Config
-from interlink.integrations import IntegrationChanges, NewIntegration, create_integration, update_integration
+from interlink.integrations import IntegrationChanges, update_integration
 from interlink.pipeline import publish
 from interlink.pipeline.fanout import GUARD, TargetCache, fanout_rows, fingerprint
 from interlink.pipeline.publish import EventIn, PublishRequest, commit_requests
 from interlink.runtime import Runtime
 from interlink.store.integrations import Synchronization
-from interlink.store.tenants import create_tenant
-
-
-def _tenant(runtime: Runtime) -> str:
-    with runtime.engine.begin() as conn:
-        tenant, _token = create_tenant(conn, "acme")
-    return tenant.id
-
-
-def _custom(runtime: Runtime, tenant_id: str, *event_types: str) -> str:
-    integration, _secret = create_integration(
-        runtime,
-        tenant_id,
-        NewIntegration(
-            service="custom",
-            settings={"url": "http://127.0.0.1:9/hook"},
-            synchronizations=[Synchronization(t, True) for t in event_types],
-        ),
-    )
-    return integration.id
+from tests.pipeline_helpers import custom_for, new_tenant
 
 
 def _targets(runtime: Runtime, tenant_id: str, event_type: str = "order.created") -> set[str]:
@@ -55,14 +36,14 @@ def _targets(runtime: Runtime, tenant_id: str, event_type: str = "order.created"
 
 
 def test_integration_changes_right_before_a_publish_are_honoured(runtime: Runtime) -> None:
-    tenant_id = _tenant(runtime)
+    tenant_id = new_tenant(runtime)
     assert _targets(runtime, tenant_id) == set()
-    first = _custom(runtime, tenant_id, "order.created")
+    first = custom_for(runtime, tenant_id, "order.created")
     assert _targets(runtime, tenant_id) == {first}
     update_integration(runtime, tenant_id, first, IntegrationChanges(enabled=False))
     assert _targets(runtime, tenant_id) == set()
     update_integration(runtime, tenant_id, first, IntegrationChanges(enabled=True))
-    second = _custom(runtime, tenant_id, "order.created", "order.paid")
+    second = custom_for(runtime, tenant_id, "order.created", "order.paid")
     assert _targets(runtime, tenant_id) == {first, second}
     update_integration(
         runtime, tenant_id, first, IntegrationChanges(synchronizations=[Synchronization("order.created", False)])
@@ -71,29 +52,18 @@ def test_integration_changes_right_before_a_publish_are_honoured(runtime: Runtim
     assert _targets(runtime, tenant_id, "order.paid") == {second}
 
 
-@pytest.fixture
-def two_runtimes(config: Config, postgres_url: str) -> Iterator[tuple[Runtime, Runtime]]:
-    """Two API nodes (two runtimes, two connection pools, two writer threads) on one PostgreSQL database."""
-    on_pg = dataclasses.replace(config, database_url=postgres_url)
-    first = Runtime.start(on_pg)
-    second = Runtime.start(on_pg)
-    yield first, second
-    second.close()
-    first.close()
-
-
 @pytest.mark.postgres
 def test_a_change_made_on_another_node_is_honoured_by_the_next_publish(
-    two_runtimes: tuple[Runtime, Runtime],
+    two_pg_nodes: tuple[Runtime, Runtime],
 ) -> None:
-    node_a, node_b = two_runtimes
-    tenant_id = _tenant(node_a)
-    integration = _custom(node_b, tenant_id, "order.created")
+    node_a, node_b = two_pg_nodes
+    tenant_id = new_tenant(node_a)
+    integration = custom_for(node_b, tenant_id, "order.created")
     assert _targets(node_a, tenant_id) == {integration}  # node A's writer now holds its connection
     update_integration(node_b, tenant_id, integration, IntegrationChanges(enabled=False))
     assert _targets(node_a, tenant_id) == set()
     update_integration(node_b, tenant_id, integration, IntegrationChanges(enabled=True))
-    other = _custom(node_b, tenant_id, "order.created")
+    other = custom_for(node_b, tenant_id, "order.created")
     assert _targets(node_a, tenant_id) == {integration, other}
 
 
@@ -109,8 +79,8 @@ def pg_runtime(config: Config, postgres_url: str) -> Iterator[Runtime]:
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_writer_recovers_when_its_connection_is_cut(pg_runtime: Runtime, pg_admin: sa.Engine) -> None:
     runtime = pg_runtime
-    tenant_id = _tenant(runtime)
-    integration = _custom(runtime, tenant_id, "order.created")
+    tenant_id = new_tenant(runtime)
+    integration = custom_for(runtime, tenant_id, "order.created")
     assert _targets(runtime, tenant_id) == {integration}
     database = runtime.engine.url.database
     with pg_admin.connect() as conn:
@@ -128,10 +98,10 @@ def test_the_writer_recovers_when_its_connection_is_cut(pg_runtime: Runtime, pg_
 def test_the_guard_reads_the_tables_as_the_writer_fingerprints_them(pg_runtime: Runtime) -> None:
     """Same rows, same text: ordering (code points on both sides) and separators in event types included."""
     runtime = pg_runtime
-    tenant_id = _tenant(runtime)
+    tenant_id = new_tenant(runtime)
     types = ["order.created", "\u00e9t\u00e9.paid", "a,b", "a b:1", "Zed", "zed", "a"]
-    _custom(runtime, tenant_id, *types[:4])
-    _custom(runtime, tenant_id, *types[2:])
+    custom_for(runtime, tenant_id, *types[:4])
+    custom_for(runtime, tenant_id, *types[2:])
     guard = "SELECT " + GUARD.format(tenant="%(tenant)s", types="%(types)s", fingerprint="%(fingerprint)s")
     with runtime.engine.connect() as conn:
         rows = fanout_rows(conn, tenant_id, types)
@@ -154,11 +124,10 @@ def test_the_guard_reads_the_tables_as_the_writer_fingerprints_them(pg_runtime: 
 def test_a_group_of_two_tenants_is_written_from_memory_until_one_of_them_changes(pg_runtime: Runtime) -> None:
     """The writer's path: remembered targets, one guard per tenant in one statement, a stale one re-read."""
     runtime = pg_runtime
-    with runtime.engine.begin() as conn:
-        first_tenant = create_tenant(conn, "first")[0].id
-        second_tenant = create_tenant(conn, "second")[0].id
-    first = _custom(runtime, first_tenant, "order.created")
-    second = _custom(runtime, second_tenant, "order.created", "order.paid")
+    first_tenant = new_tenant(runtime, "first")
+    second_tenant = new_tenant(runtime, "second")
+    first = custom_for(runtime, first_tenant, "order.created")
+    second = custom_for(runtime, second_tenant, "order.created", "order.paid")
     cache = TargetCache()
 
     def group() -> list[set[str]]:
@@ -182,7 +151,7 @@ def test_a_group_of_two_tenants_is_written_from_memory_until_one_of_them_changes
         assert [integrations_of(ids) for ids in found] == [{first}, {second}, {second}]
     assert cache.rows(second_tenant, ["order.paid"]) == [(second, "custom", "order.paid")]
     update_integration(runtime, second_tenant, second, IntegrationChanges(enabled=False))
-    third = _custom(runtime, first_tenant, "order.created")
+    third = custom_for(runtime, first_tenant, "order.created")
     found = group()
     assert [integrations_of(ids) for ids in found] == [{first, third}, set(), set()]
     with runtime.engine.connect() as conn:

@@ -9,54 +9,20 @@ publish, on any node, is honoured by it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from interlink.config import Config
-from interlink.integrations import IntegrationChanges, NewIntegration, create_integration, update_integration
+from interlink.integrations import IntegrationChanges, update_integration
 from interlink.pipeline import Published, publish_async
 from interlink.pipeline.publish import EventIn
 from interlink.pipeline.publish_loop import APPLICATION_NAME
 from interlink.runtime import Runtime
-from interlink.store.integrations import Synchronization
-from interlink.store.tenants import create_tenant
+from tests.pipeline_helpers import custom_for, new_tenant
 
 pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)]
-
-
-@pytest.fixture
-def two_nodes(config: Config, postgres_url: str) -> Iterator[tuple[Runtime, Runtime]]:
-    """Two API nodes on one PostgreSQL database."""
-    on_pg = dataclasses.replace(config, database_url=postgres_url)
-    first = Runtime.start(on_pg)
-    second = Runtime.start(on_pg)
-    yield first, second
-    second.close()
-    first.close()
-
-
-def _tenant(runtime: Runtime) -> str:
-    with runtime.engine.begin() as conn:
-        tenant, _token = create_tenant(conn, "acme")
-    return tenant.id
-
-
-def _custom(runtime: Runtime, tenant_id: str, *event_types: str) -> str:
-    integration, _secret = create_integration(
-        runtime,
-        tenant_id,
-        NewIntegration(
-            service="custom",
-            settings={"url": "http://127.0.0.1:9/hook"},
-            synchronizations=[Synchronization(t, True) for t in event_types],
-        ),
-    )
-    return integration.id
 
 
 def _publish(runtime: Runtime, tenant_id: str, events: list[list[EventIn]]) -> list[Published]:
@@ -92,26 +58,30 @@ def _stored(runtime: Runtime, published: list[Published]) -> dict[str, set[str]]
     return found
 
 
+_LOOP_BACKENDS = "FROM pg_stat_activity WHERE application_name = :a AND datname = :d"
+
+
+def _loop_backends(runtime: Runtime) -> dict[str, str | None]:
+    return {"a": APPLICATION_NAME, "d": runtime.engine.url.database}
+
+
 def _loop_connections(runtime: Runtime, expected: int) -> int:
     """How many loops' connections are open, once it is ``expected`` (a backend ends soon after a close)."""
     deadline = time.monotonic() + 5
     while True:
         with runtime.engine.connect() as conn:
-            found = conn.execute(
-                sa.text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :a AND datname = :d"),
-                {"a": APPLICATION_NAME, "d": runtime.engine.url.database},
-            ).scalar_one()
+            found = conn.execute(sa.text(f"SELECT count(*) {_LOOP_BACKENDS}"), _loop_backends(runtime)).scalar_one()
         if found == expected or time.monotonic() > deadline:
             return int(found)
         time.sleep(0.05)
 
 
 def test_each_loop_has_one_connection_closed_with_the_loop_or_the_runtime(
-    two_nodes: tuple[Runtime, Runtime],
+    two_pg_nodes: tuple[Runtime, Runtime],
 ) -> None:
-    runtime, _ = two_nodes
-    tenant_id = _tenant(runtime)
-    _custom(runtime, tenant_id, "order.created")
+    runtime, _ = two_pg_nodes
+    tenant_id = new_tenant(runtime)
+    custom_for(runtime, tenant_id, "order.created")
 
     async def publish_twice() -> int:
         await _on_the_loop(runtime, tenant_id, _single(2))
@@ -132,12 +102,12 @@ def test_each_loop_has_one_connection_closed_with_the_loop_or_the_runtime(
 
 
 def test_a_loop_commits_its_publishes_in_groups_and_answers_what_it_stored(
-    two_nodes: tuple[Runtime, Runtime],
+    two_pg_nodes: tuple[Runtime, Runtime],
 ) -> None:
-    runtime, _ = two_nodes
-    tenant_id = _tenant(runtime)
-    first = _custom(runtime, tenant_id, "order.created")
-    second = _custom(runtime, tenant_id, "order.created", "order.paid")
+    runtime, _ = two_pg_nodes
+    tenant_id = new_tenant(runtime)
+    first = custom_for(runtime, tenant_id, "order.created")
+    second = custom_for(runtime, tenant_id, "order.created", "order.paid")
 
     async def publish() -> tuple[int, list[Published], int]:
         await _on_the_loop(runtime, tenant_id, _single(1) + _single(1, "order.paid"))  # the thread reads the fan-out
@@ -159,11 +129,11 @@ def test_a_loop_commits_its_publishes_in_groups_and_answers_what_it_stored(
 
 
 def test_a_change_made_on_another_node_is_honoured_by_the_loops_next_publish(
-    two_nodes: tuple[Runtime, Runtime],
+    two_pg_nodes: tuple[Runtime, Runtime],
 ) -> None:
-    node_a, node_b = two_nodes
-    tenant_id = _tenant(node_a)
-    integration = _custom(node_b, tenant_id, "order.created")
+    node_a, node_b = two_pg_nodes
+    tenant_id = new_tenant(node_a)
+    integration = custom_for(node_b, tenant_id, "order.created")
 
     def targets() -> set[str]:
         published = _publish(node_a, tenant_id, _single(3))
@@ -177,29 +147,23 @@ def test_a_change_made_on_another_node_is_honoured_by_the_loops_next_publish(
     update_integration(node_b, tenant_id, integration, IntegrationChanges(enabled=False))
     assert targets() == set()
     update_integration(node_b, tenant_id, integration, IntegrationChanges(enabled=True))
-    other = _custom(node_b, tenant_id, "order.created")
+    other = custom_for(node_b, tenant_id, "order.created")
     assert targets() == {integration, other}
 
 
 def test_a_loop_whose_connection_is_cut_loses_no_publish(
-    two_nodes: tuple[Runtime, Runtime], pg_admin: sa.Engine
+    two_pg_nodes: tuple[Runtime, Runtime], pg_admin: sa.Engine
 ) -> None:
-    runtime, _ = two_nodes
-    tenant_id = _tenant(runtime)
-    integration = _custom(runtime, tenant_id, "order.created")
+    runtime, _ = two_pg_nodes
+    tenant_id = new_tenant(runtime)
+    integration = custom_for(runtime, tenant_id, "order.created")
 
     async def cut_in_between() -> tuple[list[Published], list[Published]]:
         await _on_the_loop(runtime, tenant_id, _single(2))
         await _on_the_loop(runtime, tenant_id, _single(2))
         assert _loop_connections(runtime, 1) == 1
         with pg_admin.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE application_name = :a AND datname = :d"
-                ),
-                {"a": APPLICATION_NAME, "d": runtime.engine.url.database},
-            )
+            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) {_LOOP_BACKENDS}"), _loop_backends(runtime))
         assert _loop_connections(runtime, 0) == 0
         failed_on_the_loop = await _on_the_loop(runtime, tenant_id, _single(10))  # the writer thread writes them
         again = await _on_the_loop(runtime, tenant_id, _single(10))  # the loop, on a new connection
@@ -211,11 +175,11 @@ def test_a_loop_whose_connection_is_cut_loses_no_publish(
 
 
 def test_external_ids_published_on_a_loop_are_recognised_as_duplicates(
-    two_nodes: tuple[Runtime, Runtime],
+    two_pg_nodes: tuple[Runtime, Runtime],
 ) -> None:
-    runtime, _ = two_nodes
-    tenant_id = _tenant(runtime)
-    _custom(runtime, tenant_id, "order.created")
+    runtime, _ = two_pg_nodes
+    tenant_id = new_tenant(runtime)
+    custom_for(runtime, tenant_id, "order.created")
     _publish(runtime, tenant_id, _single(2))
     batches = [[EventIn("order.created", {"n": i}, id=f"order-{i}")] for i in range(5)]
     first = _publish(runtime, tenant_id, batches)
