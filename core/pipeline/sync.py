@@ -18,7 +18,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -94,12 +94,14 @@ class _Prefetch:
     work release the GIL), instead of one after the other. The generator lives entirely in that thread:
     it is started, advanced and closed there (a generator cannot be closed from another thread while it
     runs), and :meth:`close` returns only once it is closed. Memory stays flat: the thread holds at most
-    ``batch`` records of its own plus :data:`AHEAD` segments in the queue.
+    ``batch`` records of its own plus :data:`AHEAD` segments in the queue. Each record is passed through
+    ``convert`` there (checked and serialised): the store's thread, the busier one, is spared that work.
     """
 
-    def __init__(self, items: Iterator[Any], batch: int) -> None:
+    def __init__(self, items: Iterator[Any], batch: int, convert: Callable[[Any], Any] | None = None) -> None:
         self._items = items
         self._batch = batch
+        self._convert = convert
         self._queue: queue.Queue[_Segment | BaseException | None] = queue.Queue(maxsize=AHEAD)
         self._stop = threading.Event()
         self._held: list[BaseException | None] = []  # the end or an error ready() took out of the queue
@@ -145,7 +147,7 @@ class _Prefetch:
                     if not self._put(_Segment(pending, None)):
                         return
                     pending = []
-                pending.append(item)
+                pending.append(self._convert(item) if self._convert is not None else item)
                 if self._stop.is_set():
                     return
             if self._put(_Segment(pending, None)):
@@ -260,15 +262,14 @@ def _stream(runtime: Runtime, run: _Run, call: ConnectorCall, manifest: Manifest
     """Consume the connector's records; True when a cancel was found at a checkpoint."""
     call.context.state = json.loads(json.dumps(state))  # the connector's own copy
     default_type = _default_type(manifest)
-    ahead = _Prefetch(call.connector.sync(call.context), BATCH_RECORDS)
+    ahead = _Prefetch(call.connector.sync(call.context), BATCH_RECORDS, lambda item: _record(item, default_type))
     try:
         while (segment := ahead.next()) is not None:
             batch: dict[str, InboundRecord] = {}
             read = 0
             state_written: dict[str, Any] | None = None
             while segment is not None:
-                for item in segment.records:
-                    record_id, record = _record(item, default_type)
+                for record_id, record in segment.records:
                     batch.setdefault(record_id, record)
                 read += len(segment.records)
                 checkpoint = segment.checkpoint
