@@ -146,6 +146,24 @@ def test_a_bad_api_key_fails_with_an_actionable_message_and_a_later_success_clea
     assert healed["last_synced_at"] is not None
 
 
+def test_a_record_without_an_id_fails_the_run_and_keeps_what_came_before(
+    api: Client, tenant: dict[str, str], live: Runtime, vendor: Vendor
+) -> None:
+    vendor.add(6)  # two pages of three, each checkpointed
+    vendor.records.append({"id": "", "n": 7})  # the connector is at fault: a record needs an id
+    acme = create_acme(api, tenant, vendor.url)
+    sync_id = trigger(api, tenant, acme["id"])
+    done = wait_for(lambda: finished(api, tenant, acme["id"], sync_id))
+    assert done["status"] == "failed"
+    assert (
+        done["error"]
+        == "the acme_test connector is faulty: every record needs an 'id' (a string of 1 to 200 characters)"
+    )
+    assert done["records_read"] == 6
+    assert published_per_record(live, acme["id"]) == {f"r-{i:04d}": 1 for i in range(1, 7)}
+    assert integration(api, tenant, acme["id"])["status"] == "error"
+
+
 def test_an_unreachable_vendor_ends_in_error_within_seconds(api: Client, tenant: dict[str, str]) -> None:
     acme = create_acme(api, tenant, f"http://127.0.0.1:{free_port()}")
     started = time.monotonic()
