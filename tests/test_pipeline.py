@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from litestar.testing import TestClient
 from standardwebhooks.webhooks import Webhook
 
@@ -200,6 +201,26 @@ def test_cancel_wins_over_a_late_worker(api: Client, tenant: dict[str, str], liv
     wait_for(lambda: event(api, tenant, delivery)["communication_logs"], timeout=10)
     assert statuses(live, [delivery]) == {delivery: "cancelled"}
     assert api.post(f"/v1/integrations/events/{delivery}/cancel", headers=tenant).status_code == 409
+
+
+def test_a_worker_whose_event_was_taken_over_writes_nothing_over_it(
+    api: Client, tenant: dict[str, str], live: Runtime, sink: Sink
+) -> None:
+    """Its lease expired and another worker holds the event now: the late outcome is not written."""
+    sink.script("/slow", Reply(200, delay=1.5))
+    create_custom(api, tenant, sink.url("/slow"))
+    [delivery] = publish(api, tenant, {"type": "order.created", "data": {}})
+    wait_for(lambda: sink.at("/slow"))
+    with live.engine.begin() as conn:  # as the reaper and another worker would have done meanwhile
+        taken = conn.execute(
+            sa.text("UPDATE events SET lease_token = 'another-worker' WHERE id = :id AND status = 'processing'"),
+            {"id": delivery},
+        ).rowcount
+    assert taken == 1
+    wait_for(lambda: event(api, tenant, delivery)["communication_logs"], timeout=10)  # the late attempt, logged
+    with live.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT status, lease_token FROM events WHERE id = :id"), {"id": delivery}).one()
+    assert tuple(row) == ("processing", "another-worker")
 
 
 def test_secrets_never_appear_in_logs_or_answers(

@@ -271,13 +271,11 @@ def _settle(
             outcome.error = f"gave up after {attempts}; last error: {outcome.error}"
 
 
+_OWNED = (events.c.lease_token == sa.bindparam("token"), events.c.status == "processing")
+"""Still this worker's: a cancelled event, or one another worker took over, is not written over."""
 _SUCCEEDED = (
     events.update()
-    .where(
-        events.c.id.in_(sa.bindparam("ids", expanding=True)),
-        events.c.lease_token == sa.bindparam("token"),
-        events.c.status == "processing",
-    )
+    .where(events.c.id.in_(sa.bindparam("ids", expanding=True)), *_OWNED)
     .values(
         status="succeeded",
         last_error=None,
@@ -297,7 +295,6 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
     Returns the ids of the ``event.failed`` notifications written with them, to dispatch after the commit.
     """
     now = datetime.now(UTC)
-    owned = (events.c.lease_token == token, events.c.status == "processing")
     done = {"lease_token": None, "lease_expires_at": None, "updated_at": now}
     succeeded = [o.event_id for o in outcomes if o.status == "succeeded"]
     others = [
@@ -307,6 +304,7 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
             "b_error": o.error,
             "b_next": None if o.delay is None else now + timedelta(seconds=o.delay),
             "b_completed": now if o.status == "failed" else None,
+            "token": token,
         }
         for o in outcomes
         if o.status != "succeeded"
@@ -322,7 +320,7 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
         if others:
             conn.execute(
                 events.update()
-                .where(events.c.id == sa.bindparam("b_id"), *owned)
+                .where(events.c.id == sa.bindparam("b_id"), *_OWNED)
                 .values(
                     status=sa.bindparam("b_status"),
                     last_error=sa.bindparam("b_error"),
@@ -336,8 +334,11 @@ def _record(runtime: Runtime, outcomes: list[_Outcome], released: list[str], tok
         if released:
             conn.execute(
                 events.update()
-                .where(events.c.id.in_(released), *owned)
-                .values(status="queued", attempts=events.c.attempts - 1, next_attempt_at=now, dispatched_at=now, **done)
+                .where(events.c.id.in_(released), *_OWNED)
+                .values(
+                    status="queued", attempts=events.c.attempts - 1, next_attempt_at=now, dispatched_at=now, **done
+                ),
+                {"token": token},
             )
         if logs:  # an event deleted meanwhile (with its integration) keeps no logs
             alive = set(conn.execute(_ALIVE, {"ids": list({row["event_id"] for row in logs})}).scalars())
