@@ -79,12 +79,9 @@ class LoopWriter:
                 conn.pgconn.finish()
 
     def _start(self) -> None:
+        """Write what is pending (never nothing: only :meth:`submit` and the end of a write start a group)."""
         group, self._pending = self._pending, []
-        if group:
-            self._task = asyncio.get_running_loop().create_task(self._write(group))
-        else:
-            self._busy = False
-            self._task = None  # nothing here keeps the loop alive
+        self._task = asyncio.get_running_loop().create_task(self._write(group))
 
     async def _write(self, group: Group) -> None:
         try:
@@ -109,7 +106,7 @@ class LoopWriter:
                 self._start()
             else:
                 self._busy = False
-                self._task = None
+                self._task = None  # a done task would keep the loop alive
 
     async def _insert(self, rows: GroupRows) -> bool:
         """Run the group's statement; whether it wrote (its fan-out guard held)."""
